@@ -1,0 +1,15 @@
+"""archsearch: neural architecture search on PyTorch.
+
+search space -> search strategy -> architecture -> performance estimator -> result (told back to the strategy).
+"""
+from __future__ import annotations
+
+from .space import Architecture, ArchitectureError, Chooser, InputShape, SearchSpace, space_from_function
+from .spaces import get_space, register_space
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Architecture", "ArchitectureError", "Chooser", "InputShape", "SearchSpace", "space_from_function",
+    "get_space", "register_space", "__version__",
+]

@@ -1,0 +1,329 @@
+"""Seeded comparison of search strategies on a tabular benchmark (``archsearch benchmark``).
+
+Every strategy runs on the same seeds with the same query budget; after each query we record the test accuracy
+of the incumbent, the architecture with the best *validation* accuracy so far (test accuracy is for reporting
+only, never for choosing: Dong & Yang, ICLR 2020; Lindauer & Hutter, JMLR 2020). The loop is in memory (no run
+store) so that thousands of runs take seconds; seeds run in parallel over worker processes.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from .errors import UserError
+from .evaluators import make_evaluator
+from .registry import UnknownNameError
+from .result import Observation
+from .spaces import get_space
+from .strategies import STRATEGIES, make_strategy
+
+__all__ = ["BenchmarkResult", "RunCurve", "run_one", "run_benchmark", "checkpoints", "write_outputs",
+           "markdown_table", "DEFAULT_CHECKPOINTS", "BASELINE"]
+
+DEFAULT_CHECKPOINTS = (25, 50, 100, 150)
+BASELINE = "random"
+WORKER_START_SECONDS = 3.0  # about what a spawned worker needs to import torch and load the table
+
+
+@dataclass
+class RunCurve:
+    """One (strategy, seed) run: the incumbent's test accuracy after each query, and where the time went."""
+
+    strategy: str
+    seed: int
+    test_accuracy: np.ndarray  # shape (trials,); NaN until a first successful query
+    strategy_seconds: float  # time inside ask + tell
+    evaluator_seconds: float  # time inside evaluate (a lookup for tabular)
+    failed: int = 0
+
+
+@dataclass
+class BenchmarkResult:
+    """Curves for every strategy (seeds x trials) plus the settings that made them."""
+
+    space: str
+    evaluator: str
+    table: str
+    seeds: int
+    trials: int
+    curves: dict[str, np.ndarray]  # strategy -> (seeds, trials)
+    strategy_seconds_per_query: dict[str, float]
+    evaluator_seconds_per_query: dict[str, float]
+    failed: dict[str, int]
+    wall_seconds: float
+    workers: int
+    checkpoints: list[int] = field(default_factory=list)
+
+    def summary(self) -> dict[str, dict[str, dict[str, float]]]:
+        """``{strategy: {"25": {"mean": M, "std": S}, ...}}``: std over seeds (ddof=1; 0 for a single seed)."""
+        out: dict[str, dict[str, dict[str, float]]] = {}
+        for name, c in self.curves.items():
+            out[name] = {}
+            for q in self.checkpoints:
+                col = c[:, q - 1]
+                out[name][str(q)] = {"mean": _round(np.nanmean(col)), "std": _round(_std(col))}
+        return out
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "strategies": self.summary(), "seeds": self.seeds, "trials": self.trials, "table": self.table,
+            "space": self.space, "evaluator": self.evaluator, "checkpoints": self.checkpoints,
+            "wall_seconds": round(self.wall_seconds, 3), "workers": self.workers,
+            "strategy_seconds_per_query": {k: float(f"{v:.3g}") for k, v in self.strategy_seconds_per_query.items()},
+            "evaluator_seconds_per_query": {k: float(f"{v:.3g}") for k, v in self.evaluator_seconds_per_query.items()},
+            "failed_queries": self.failed,
+            "curves": {k: {"mean": [_round(x) for x in np.nanmean(c, axis=0)],
+                           "std": [_round(_std(c[:, t])) for t in range(c.shape[1])]} for k, c in self.curves.items()},
+        }
+
+
+def _std(col: np.ndarray) -> float:
+    col = col[~np.isnan(col)]
+    return float(np.std(col, ddof=1)) if len(col) > 1 else 0.0
+
+
+def _round(x: float) -> float | None:
+    return None if x is None or math.isnan(x) else round(float(x), 4)
+
+
+def checkpoints(trials: int, wanted: Sequence[int] = DEFAULT_CHECKPOINTS) -> list[int]:
+    """The reporting points: those of ``wanted`` within the budget, plus the budget itself."""
+    pts = sorted({q for q in wanted if q <= trials} | {trials})
+    return pts
+
+
+# ---- one run -----------------------------------------------------------------------------------------------
+def run_one(strategy: str, seed: int, trials: int, space: Any, evaluator: Any) -> RunCurve:
+    """Ask, evaluate, tell ``trials`` times (sequentially), tracking the incumbent by validation accuracy."""
+    clock = time.perf_counter
+    strat = make_strategy(strategy, space, seed=seed)
+    curve = np.full(trials, np.nan)
+    best_val, best_test = -math.inf, math.nan
+    t_strategy = t_eval = 0.0
+    failed = 0
+    for t in range(trials):
+        t0 = clock()
+        arch = strat.ask()
+        t1 = clock()
+        r = evaluator.evaluate(arch, seed)
+        t2 = clock()
+        val = r.metrics.get("val_accuracy") if r.ok else None
+        if val is None:
+            failed += 1
+        obs = Observation(arch, value=val, metrics=r.metrics, trial=t)
+        t3 = clock()
+        strat.tell(obs)
+        t4 = clock()
+        t_strategy += (t1 - t0) + (t4 - t3)
+        t_eval += t2 - t1
+        if val is not None and val > best_val:
+            best_val, best_test = val, r.metrics.get("test_accuracy", math.nan)
+        curve[t] = best_test
+    return RunCurve(strategy, seed, curve, t_strategy, t_eval, failed)
+
+
+# ---- worker processes: each loads the space and the table once ----------------------------------------------
+_WORKER: dict[str, Any] = {}
+
+
+def _init_worker(space_name: str, space_config: dict, evaluator: str, evaluator_options: dict) -> None:
+    import torch  # the space module imports torch; one thread per worker, the pool gives the parallelism
+    torch.set_num_threads(1)
+    space = get_space(space_name, **space_config)
+    _WORKER["space"] = space
+    _WORKER["evaluator"] = make_evaluator(evaluator, space, **evaluator_options)
+
+
+def _work(strategy: str, seed: int, trials: int) -> RunCurve:
+    return run_one(strategy, seed, trials, _WORKER["space"], _WORKER["evaluator"])
+
+
+def _context() -> Any:
+    """Fresh worker processes: from a fork server that has imported archsearch once (Linux, macOS), else spawned
+    (Windows). Never plain fork: the parent may hold threads (a progress display) and torch state."""
+    try:
+        ctx = get_context("forkserver")
+    except ValueError:  # pragma: no cover - no fork server on this platform
+        return get_context("spawn")
+    ctx.set_forkserver_preload(["archsearch.benchmark"])
+    return ctx
+
+
+def _run_pool(todo: list[tuple[str, int]], trials: int, workers: int, initargs: tuple,
+              on_done: Callable[[int], Any]) -> list[RunCurve]:
+    """Run (strategy, seed) jobs on worker processes; results in job order. Ctrl-C cancels what has not started."""
+    out: list[RunCurve | None] = [None] * len(todo)
+    pool = ProcessPoolExecutor(workers, mp_context=_context(), initializer=_init_worker, initargs=initargs)
+    try:
+        futures = {pool.submit(_work, n, s, trials): i for i, (n, s) in enumerate(todo)}
+        for done, f in enumerate(as_completed(futures), start=1):
+            out[futures[f]] = f.result()
+            on_done(done)
+    except BaseException:
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown()
+    return [r for r in out if r is not None]
+
+
+def _check_names(strategies: Sequence[str]) -> list[str]:
+    names = [s.strip() for s in strategies if s.strip()]
+    for n in names:
+        try:
+            STRATEGIES.get(n)
+        except UnknownNameError as e:
+            raise UserError(str(e)) from None
+    names = [BASELINE] + [n for n in names if n != BASELINE]  # random search is always the baseline
+    return list(dict.fromkeys(names))
+
+
+def run_benchmark(strategies: Sequence[str], seeds: int = 30, trials: int = 150, space: str = "nb201",
+                  table: str | Path | None = None, workers: int | None = None, evaluator: str = "tabular",
+                  space_config: dict | None = None, evaluator_options: dict | None = None,
+                  progress: Callable[[int, int], Any] | None = None) -> BenchmarkResult:
+    """Run every strategy (random always included) on seeds ``0..seeds-1`` for ``trials`` queries each.
+
+    ``workers`` processes share the (strategy, seed) runs; 1 runs them in this process. By default (None) every
+    core is used, unless timing seed 0 here shows the whole job to be cheaper than starting worker processes
+    (each imports torch: seconds). Workers are fresh processes (fork server or spawn), so a script calling this
+    needs the ``if __name__ == "__main__":`` guard.
+    ``progress(done, total)`` is called as runs finish.
+    """
+    if seeds < 1 or trials < 1:
+        raise UserError(f"seeds and trials must be positive (got seeds={seeds}, trials={trials})")
+    names = _check_names(strategies)
+    space_config = dict(space_config or {})
+    ev_options = dict(evaluator_options or {})
+    if table is not None:
+        ev_options["table"] = str(Path(table).expanduser().resolve())
+    try:
+        sp = get_space(space, **space_config)
+        ev = make_evaluator(evaluator, sp, **ev_options)  # here too: checks the space and the table up front
+    except UnknownNameError as e:
+        raise UserError(str(e)) from None
+    jobs = [(n, s) for s in range(seeds) for n in names]
+    runs: list[RunCurve] = []
+    start = time.perf_counter()
+
+    def inline(todo: list[tuple[str, int]]) -> None:
+        for n, s in todo:
+            runs.append(run_one(n, s, trials, sp, ev))
+            if progress:
+                progress(len(runs), len(jobs))
+
+    auto = workers is None
+    workers = max(1, min(workers or os.cpu_count() or 1, len(jobs)))
+    if auto and workers > 1:  # seed 0 here first: if the rest is cheaper than starting workers, stay here
+        inline(jobs[:len(names)])
+        if (time.perf_counter() - start) * (seeds - 1) < WORKER_START_SECONDS:
+            workers = 1
+    todo = jobs[len(runs):]
+    if workers == 1:
+        inline(todo)
+    elif todo:
+        runs.extend(_run_pool(todo, trials, workers, (space, space_config, evaluator, ev.config()),
+                              lambda done: progress(len(runs) + done, len(jobs)) if progress else None))
+    wall = time.perf_counter() - start
+    curves = {n: np.stack([r.test_accuracy for r in runs if r.strategy == n]) for n in names}
+    per_query = seeds * trials
+    table_path = str(getattr(ev, "table_path", table or ""))
+    return BenchmarkResult(
+        space=space, evaluator=evaluator, table=table_path, seeds=seeds, trials=trials, curves=curves,
+        strategy_seconds_per_query={n: sum(r.strategy_seconds for r in runs if r.strategy == n) / per_query
+                                    for n in names},
+        evaluator_seconds_per_query={n: sum(r.evaluator_seconds for r in runs if r.strategy == n) / per_query
+                                     for n in names},
+        failed={n: sum(r.failed for r in runs if r.strategy == n) for n in names},
+        wall_seconds=wall, workers=workers, checkpoints=checkpoints(trials))
+
+
+# ---- reporting ---------------------------------------------------------------------------------------------
+def _fmt(cell: dict[str, float | None]) -> str:
+    return "n/a" if cell["mean"] is None else f"{cell['mean']:.2f} ± {cell['std']:.2f}"
+
+
+def _overhead(seconds: float) -> str:
+    return f"{seconds * 1e3:.3f}"
+
+
+def table_rows(result: BenchmarkResult, short: bool = False) -> tuple[list[str], list[list[str]]]:
+    """Header and rows of the summary table (strategy, one column per checkpoint, overhead per query)."""
+    summary = result.summary()
+    header = (["strategy"] + [str(q) if short else f"{q} queries" for q in result.checkpoints]
+              + ["ms/query" if short else "ask+tell ms/query"])
+    rows = [[n] + [_fmt(summary[n][str(q)]) for q in result.checkpoints]
+            + [_overhead(result.strategy_seconds_per_query[n])] for n in result.curves]
+    return header, rows
+
+
+def markdown_table(result: BenchmarkResult) -> str:
+    header, rows = table_rows(result)
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|"]
+    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def markdown_report(result: BenchmarkResult, command: str | None = None) -> str:
+    """``results.md``: what was run, and the table (incumbent test accuracy, mean ± std over seeds)."""
+    lines = [f"# Benchmark: {result.space} on {Path(result.table).name}", ""]
+    if command:
+        lines += ["```", command, "```", ""]
+    lines += [f"Test accuracy (%) of the incumbent (best validation accuracy so far), mean ± std over "
+              f"{result.seeds} seeds, after N queries; {result.trials} queries per run; "
+              f"{result.workers} worker(s), {result.wall_seconds:.1f} s wall.", "", markdown_table(result), ""]
+    return "\n".join(lines)
+
+
+def plot_curves(result: BenchmarkResult, path: str | Path) -> None:
+    """Mean incumbent test accuracy per query with ± std bands (one line per strategy)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    x = np.arange(1, result.trials + 1)
+    lows, highs = [], []
+    for name, c in result.curves.items():
+        mean = np.nanmean(c, axis=0)
+        std = np.array([_std(c[:, t]) for t in range(c.shape[1])])
+        ax.plot(x, mean, label=name, lw=1.6)
+        ax.fill_between(x, mean - std, mean + std, alpha=0.18)
+        start = min(len(x) - 1, max(0, len(x) // 10))
+        lows.append(np.nanmin((mean - std)[start:]))
+        highs.append(np.nanmax((mean + std)[start:]))
+    if lows and np.isfinite(min(lows)) and np.isfinite(max(highs)):
+        ax.set_ylim(min(lows) - 0.25, max(highs) + 0.25)
+    ax.set_xlabel("queries")
+    ax.set_ylabel("test accuracy of incumbent (%)")
+    ax.set_title(f"{result.space}, {Path(result.table).name}: mean ± std over {result.seeds} seeds")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def write_outputs(result: BenchmarkResult, out: str | Path, command: str | None = None) -> dict[str, Path]:
+    """Write ``results.json``, ``results.md`` and ``curves.png`` under ``out`` (created)."""
+    out = Path(out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UserError(f"cannot create output folder {out}: {e.strerror or e}") from None
+    paths = {"json": out / "results.json", "markdown": out / "results.md", "plot": out / "curves.png"}
+    data = result.to_json()
+    if command:
+        data["command"] = command
+    paths["json"].write_text(json.dumps(data, indent=1) + "\n")
+    paths["markdown"].write_text(markdown_report(result, command))
+    plot_curves(result, paths["plot"])
+    return paths

@@ -1,0 +1,249 @@
+"""The ``archsearch`` command line: thin, it parses options and calls the API.
+
+User mistakes print one line ``error: ...`` on stderr and exit with code 2, never a traceback.
+"""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any, List, Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, \
+    TimeRemainingColumn
+from rich.table import Table
+
+from .errors import UserError
+from .registry import UnknownNameError
+from .space import ArchitectureError
+
+app = typer.Typer(add_completion=False, no_args_is_help=False, pretty_exceptions_enable=False,
+                  help="archsearch: neural architecture search on PyTorch.")
+console = Console()
+err = Console(stderr=True)
+
+#: The default search: a useful result on the embedded digits in about three minutes on 2 CPU cores.
+DEFAULTS = {"space": "macro", "strategy": "evolution", "trials": 24, "seconds": 165.0, "epochs": 5}
+DEFAULT_STRATEGY_OPTIONS = {"evolution": {"population": 8, "sample_size": 3}}
+
+
+def parse_settings(items: List[str] | None, what: str) -> dict[str, Any]:
+    """KEY=VALUE pairs; values are read as JSON when they parse (numbers, lists, true/false), else strings."""
+    out: dict[str, Any] = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise UserError(f"bad {what} {item!r}: use KEY=VALUE")
+        try:
+            out[key] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key] = value
+    return out
+
+
+@app.command()
+def search(
+    space: str = typer.Option(DEFAULTS["space"], help="Search space: macro, cell, nb201, or a registered one."),
+    strategy: str = typer.Option(DEFAULTS["strategy"], help="Search strategy: random, evolution, ..."),
+    trials: Optional[int] = typer.Option(None, help=f"Trial budget (default {DEFAULTS['trials']})."),
+    seconds: Optional[float] = typer.Option(None, help=f"Wall-clock budget (default {DEFAULTS['seconds']:.0f})."),
+    epochs: int = typer.Option(DEFAULTS["epochs"], help="Training epochs per trial (partial training)."),
+    seed: int = typer.Option(0, help="Seed of the whole search (reproducible on the same CPU)."),
+    data: Optional[str] = typer.Option(None, help="Dataset: 'digits' (default, embedded) or a .npz file."),
+    evaluator: str = typer.Option("train", help="Performance estimator: train, or tabular (nb201 only)."),
+    table: Optional[Path] = typer.Option(None, help="Benchmark table CSV for the tabular evaluator."),
+    objective: Optional[str] = typer.Option(None, help="Metric to maximise (default val_accuracy), or min:NAME."),
+    out: Optional[Path] = typer.Option(None, help="Run directory (default runs/<time>-<space>-<strategy>)."),
+    device: str = typer.Option("auto", help="Training device: auto, cpu, cuda, cuda:1 ..."),
+    resume: Optional[Path] = typer.Option(None, help="Continue an interrupted run to its original budget."),
+    space_opt: Optional[List[str]] = typer.Option(None, "--space-opt", help="Space setting KEY=VALUE (repeatable)."),
+    strategy_opt: Optional[List[str]] = typer.Option(None, "--strategy-opt", help="Strategy option KEY=VALUE."),
+    quiet: bool = typer.Option(False, help="No progress bar."),
+) -> None:
+    """Search a space for the best architecture on your data."""
+    from .objective import parse_objective
+    from .spaces import SPACES
+    from .study import Budget, Study
+
+    if resume is not None:
+        study = Study.resume(resume)
+    else:
+        SPACES.get(space)
+        if trials is None and seconds is None:
+            trials, seconds = DEFAULTS["trials"], DEFAULTS["seconds"]
+        budget = Budget(trials, seconds)
+        if epochs < 1:
+            raise UserError(f"--epochs must be at least 1, got {epochs}")
+        if data is not None and evaluator == "train":
+            from .data import load_data
+            load_data(data)  # a bad file fails here, in one line, before the run directory exists
+            data = str(Path(data).resolve()) if Path(data).exists() else data
+        if evaluator == "train":
+            ev_opts: dict[str, Any] = {"data": data, "epochs": epochs, "device": None if device == "auto" else device}
+        else:
+            ev_opts = {"table": str(table)} if table else {}
+        st_opts = {**DEFAULT_STRATEGY_OPTIONS.get(strategy, {}), **parse_settings(strategy_opt, "strategy option")}
+        study = Study.create(space=space, strategy=strategy, evaluator=evaluator, budget=budget, seed=seed,
+                             space_config=parse_settings(space_opt, "space setting"), strategy_options=st_opts,
+                             evaluator_options=ev_opts, objective=parse_objective(objective), run_dir=out)
+    done0 = len([r for r in study.store.trials() if r.done])
+    b = study.budget
+    err.print(f"[bold]archsearch[/] {study.space.name} / {study.strategy.name} -> {study.run_dir}"
+              + (f" (resuming at {done0} finished trials)" if resume else ""))
+    summary = _run_with_progress(study, done0, quiet)
+    _print_best(summary, study.space)
+
+
+def _run_with_progress(study, done0: int, quiet: bool):
+    b = study.budget
+    total = b.trials if b.trials is not None else None
+    columns = [TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TextColumn("best {task.fields[best]}"), TimeElapsedColumn(), TextColumn("ETA"),
+               TimeRemainingColumn()]
+    with Progress(*columns, console=err, disable=quiet, transient=False) as progress:
+        task = progress.add_task("trials", total=total, completed=done0, best="-")
+
+        def on_trial(p) -> None:
+            best = f"{p.best.value:.2f}" if p.best is not None else "-"
+            progress.update(task, completed=p.finished, best=best)
+
+        return study.run(on_trial=on_trial)
+
+
+def _print_best(summary, space) -> None:
+    c = summary.counts
+    console.print(f"trials: {sum(c.values())} ({', '.join(f'{k} {v}' for k, v in sorted(c.items()))}) "
+                  f"in {summary.elapsed_seconds:.0f}s; run directory {summary.run_dir}")
+    if summary.best is None:
+        console.print("[red]no trial finished successfully[/]")
+        return
+    b = summary.best
+    console.print(f"best architecture (trial {b.number}): {space.format(b.arch)}")
+    val, test = b.metrics.get("val_accuracy"), b.metrics.get("test_accuracy")
+    console.print(f"val accuracy {_pct(val)}  test accuracy {_pct(test)}"
+                  + (f"  params {int(b.metrics['params']):,}" if "params" in b.metrics else ""))
+
+
+def _pct(v: Any) -> str:
+    return "-" if v is None else f"{v:.2f}%"
+
+
+@app.command()
+def show(
+    run_dir: Path = typer.Argument(..., help="A run directory."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of tables."),
+    limit: int = typer.Option(50, help="Rows of the trials table (0 = all)."),
+) -> None:
+    """Print a run's trials and its best architecture."""
+    from .study import space_of, summarize
+
+    summary = summarize(run_dir)
+    space = space_of(summary)
+    if as_json:
+        sys.stdout.write(json.dumps(summary.to_dict(space), default=float) + "\n")
+        return
+    t = Table(title=f"{run_dir}")
+    for col in ("#", "status", "val %", "test %", "params", "seconds", "architecture"):
+        left = col in ("status", "architecture")
+        t.add_column(col, justify="left" if left else "right", no_wrap=True, overflow="ellipsis",
+                     min_width=None if col == "architecture" else max(len(col), 6))
+    rows = summary.trials if limit <= 0 else summary.trials[-limit:]
+    for r in rows:
+        m = r.metrics
+        t.add_row(str(r.number), r.status if not r.error else f"{r.status}: {r.error[:40]}",
+                  _num(m.get("val_accuracy")), _num(m.get("test_accuracy")),
+                  f"{int(m['params']):,}" if m.get("params") else "-", _num(r.seconds, 1),
+                  space.format(r.arch))
+    console.print(t)
+    _print_best(summary, space)
+
+
+@app.command()
+def evaluate(
+    arch: str = typer.Option(..., "--arch", help="Architecture: a JSON file, inline JSON, or the space's text form."),
+    space: str = typer.Option(DEFAULTS["space"], help="The space the architecture belongs to."),
+    space_opt: Optional[List[str]] = typer.Option(None, "--space-opt", help="Space setting KEY=VALUE."),
+    epochs: int = typer.Option(DEFAULTS["epochs"], help="Training epochs."),
+    data: Optional[str] = typer.Option(None, help="Dataset: 'digits' (default) or a .npz file."),
+    seed: int = typer.Option(0, help="Training seed."),
+    device: str = typer.Option("auto", help="auto, cpu, cuda ..."),
+    as_json: bool = typer.Option(False, "--json", help="Print the metrics as JSON."),
+) -> None:
+    """Train one architecture (yours, or one from a run's best.json) and report its accuracy."""
+    from .data import load_data
+    from .evaluators import make_evaluator
+    from .spaces import get_space
+    from .study import load_architecture
+
+    sp = get_space(space, **parse_settings(space_opt, "space setting"))
+    a = load_architecture(sp, arch)
+    if epochs < 1:
+        raise UserError(f"--epochs must be at least 1, got {epochs}")
+    load_data(data)
+    ev = make_evaluator("train", sp, data=data, epochs=epochs, device=None if device == "auto" else device,
+                        keep_weights=False)
+    result = ev.evaluate(a, seed=seed)
+    if as_json:
+        sys.stdout.write(json.dumps({"architecture": a.to_dict(), "status": result.status, "error": result.error,
+                                     "metrics": result.metrics}) + "\n")
+        return
+    console.print(f"{sp.format(a)}")
+    if not result.ok:
+        console.print(f"[red]failed[/]: {result.error}")
+        raise typer.Exit(1)
+    m = result.metrics
+    console.print(f"val accuracy {_pct(m['val_accuracy'])}  test accuracy {_pct(m['test_accuracy'])}  "
+                  f"params {int(m['params']):,}  {m['train_seconds']:.1f}s")
+
+
+@app.command()
+def spaces() -> None:
+    """List the search spaces with their decisions and sizes."""
+    from .spaces import get_space, space_names
+
+    for name in space_names():
+        sp = get_space(name)
+        console.print(f"[bold]{name}[/]: {len(sp.decisions)} decisions, {sp.size:.3g} architectures. "
+                      f"{(sp.fn.__doc__ or '').strip().split('. ')[0]}.")
+
+
+def _num(v: Any, digits: int = 2) -> str:
+    return "-" if v is None else f"{v:.{digits}f}"
+
+
+def _register_extras() -> None:
+    try:
+        from .cli_benchmark import register
+    except ImportError:  # pragma: no cover
+        return
+    register(app)
+
+
+_register_extras()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console entry point: user errors (ours and the option parser's) become one line and exit code 2."""
+    try:
+        rv = app(args=argv, standalone_mode=False)
+    except (UserError, UnknownNameError, ArchitectureError, FileNotFoundError) as e:
+        _fail(str(e), 2)
+    except typer.Abort:
+        _fail("aborted", 1)
+    except KeyboardInterrupt:
+        _fail("interrupted; resume the run with --resume RUN_DIR", 130)
+    except typer.TyperException as e:  # click's usage errors: unknown option, bad value ...
+        msg = e.format_message() if hasattr(e, "format_message") else str(e)
+        _fail(" ".join(msg.split()), getattr(e, "exit_code", 2))
+    sys.exit(rv if isinstance(rv, int) else 0)
+
+
+def _fail(message: str, code: int) -> None:
+    err.print(f"error: {message}", markup=False, highlight=False, soft_wrap=True)
+    sys.exit(code)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

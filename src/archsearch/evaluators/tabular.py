@@ -1,0 +1,209 @@
+"""Tabular evaluation: look an architecture up in a benchmark table instead of training it.
+
+NAS-Bench-201 (Dong & Yang, ICLR 2020) trained every one of its 15,625 cells, so a search on its table costs a
+dictionary lookup per query and strategies can be compared fairly over many seeds (the practice asked for by
+Lindauer & Hutter, "Best Practices for Scientific Research on NAS", JMLR 2020).
+
+The table is a CSV (optionally gzipped) with at least the columns ``arch`` (the benchmark's index),
+``cellstr`` (the benchmark's cell string), ``cifar10-val`` (the search signal) and ``cifar10-test`` (for
+reporting only). The CIFAR-10 12-epoch table ships with the package and is the default; any CSV with the same
+columns works, so users can bring other tables of this space.
+"""
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import math
+import re
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from ..errors import UserError
+from ..ops import NB201_PRIMITIVES
+from ..result import FAILED, Result
+from ..space import Architecture, ArchitectureError, SearchSpace
+from ..spaces.nb201 import EDGES, edge_label, from_string
+from .base import register_evaluator
+
+__all__ = ["TabularEvaluator", "TableRow", "cell_key", "load_table", "default_table_path", "DEFAULT_TABLE", "COLUMNS"]
+
+DEFAULT_TABLE = "nb201_cifar10_12ep.csv.gz"
+VAL, TEST = "cifar10-val", "cifar10-test"
+COLUMNS = ("arch", "cellstr", VAL, TEST)
+_LABELS = tuple(edge_label(i, j) for i, j in EDGES)  # the cell string's edge order
+TABLE_EPOCHS = 12  # the shipped table's training length (NAS-Bench-201's short-training setting)
+
+
+@dataclass(frozen=True)
+class TableRow:
+    """One benchmark row: the benchmark's index and the accuracies (percent)."""
+
+    arch_index: int
+    val_accuracy: float
+    test_accuracy: float
+
+
+def default_table_path() -> Path:
+    """The CIFAR-10 12-epoch NAS-Bench-201 table shipped as package data."""
+    ref = resources.files("archsearch").joinpath("data", DEFAULT_TABLE)
+    path = Path(str(ref))
+    if not path.is_file():  # pragma: no cover - only for zipped installs
+        raise UserError(f"the packaged table {DEFAULT_TABLE} is missing from this install; pass --table FILE")
+    return path
+
+
+def _open_text(path: Path) -> io.TextIOBase:
+    if path.suffix == ".gz":
+        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8", newline="")
+    return open(path, encoding="utf-8", newline="")
+
+
+def _number(text: str, column: str, path: Path, line: int) -> float:
+    try:
+        x = float(text)
+    except (TypeError, ValueError):
+        raise UserError(f"{path}: line {line}: {column} is {text!r}, not a number") from None
+    if math.isnan(x):
+        raise UserError(f"{path}: line {line}: {column} is missing (NaN)")
+    return x
+
+
+_CELL = re.compile(r"\|(\w+)~0\|\+\|(\w+)~0\|(\w+)~1\|\+\|(\w+)~0\|(\w+)~1\|(\w+)~2\|")
+_OPS = frozenset(NB201_PRIMITIVES)
+CellKey = tuple[str, ...]
+
+
+def cell_key(arch: Architecture) -> CellKey:
+    """The six edge ops of an nb201 architecture in the cell string's order: the table's key."""
+    return tuple(arch[label] for label in _LABELS)
+
+
+def _parse_cell(text: str) -> CellKey:
+    m = _CELL.fullmatch(text)
+    if m is not None and _OPS.issuperset(m.groups()):
+        return m.groups()
+    return cell_key(from_string(text))  # the slow path: lenient spacing, precise error messages
+
+
+def load_table(path: str | Path) -> dict[CellKey, TableRow]:
+    """Read a NAS-Bench-201 table into ``{cell key: TableRow}`` (see :func:`cell_key`). Raises UserError (one
+    line, naming the file and the problem) for an unreadable file, a missing column, a bad number, a bad or
+    duplicated cell string."""
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise UserError(f"table {path}: {'not a file' if path.exists() else 'no such file'}")
+    rows: dict[CellKey, TableRow] = {}
+    first_line: dict[CellKey, int] = {}
+    try:
+        with _open_text(path) as f:
+            reader = csv.reader(f)
+            header = [h.strip() for h in next(reader, [])]
+            missing = [c for c in COLUMNS if c not in header]
+            if missing:
+                raise UserError(f"table {path}: missing column(s) {', '.join(missing)} "
+                                f"(a table needs {', '.join(COLUMNS)})")
+            i_arch, i_cell, i_val, i_test = (header.index(c) for c in COLUMNS)
+            for line, rec in enumerate(reader, start=2):
+                if not rec:
+                    continue
+                if len(rec) < len(header):
+                    raise UserError(f"{path}: line {line}: {len(rec)} fields, the header has {len(header)}")
+                try:
+                    key = _parse_cell(rec[i_cell])
+                except ArchitectureError as e:
+                    raise UserError(f"{path}: line {line}: cell string does not parse: {e}") from None
+                if key in rows:
+                    raise UserError(f"{path}: line {line}: cell {rec[i_cell]} already given on line "
+                                    f"{first_line[key]}")
+                idx = _number(rec[i_arch], "arch", path, line)
+                if idx != int(idx):
+                    raise UserError(f"{path}: line {line}: arch is {rec[i_arch]!r}, not an integer index")
+                rows[key] = TableRow(int(idx), _number(rec[i_val], VAL, path, line),
+                                     _number(rec[i_test], TEST, path, line))
+                first_line[key] = line
+    except UserError:
+        raise
+    except (OSError, UnicodeDecodeError, csv.Error, EOFError) as e:
+        raise UserError(f"table {path}: cannot read it ({type(e).__name__}: {e})") from None
+    if not rows:
+        raise UserError(f"table {path}: no rows")
+    return rows
+
+
+def _check_space(space: SearchSpace) -> None:
+    """The table is about the NAS-Bench-201 cell: the space must decide exactly its six edges (other
+    configuration, such as channels or cells per stage, does not change the cell and is allowed)."""
+    want = {edge_label(i, j) for i, j in EDGES}
+    have = {d.label for d in space.decisions}
+    if have != want or any(d.kind != "layer" for d in space.decisions):
+        raise UserError(f"the tabular evaluator looks up NAS-Bench-201 cells; space {space.name!r} is not the "
+                        f"nb201 space (use --space nb201)")
+
+
+@register_evaluator("tabular")
+class TabularEvaluator:
+    """Looks an nb201 architecture up in a table (loaded once). A cell missing from the table gives a failed
+    Result, not an exception.
+
+    Simulated cost (``Result.cost_seconds``), so that time-budgeted comparisons are possible:
+    ``seconds_per_query + seconds_per_epoch * epochs``, where ``epochs`` is the table's training length (12 for
+    the shipped table). Both rates default to 0; the model is deliberately flat (every cell costs the same)
+    because the table holds no training times. ``fidelity`` is ignored: a table holds one training length.
+    """
+
+    name = "tabular"
+
+    def __init__(self, space: SearchSpace, table: str | Path | None = None, seconds_per_query: float = 0.0,
+                 seconds_per_epoch: float = 0.0, epochs: int = TABLE_EPOCHS):
+        _check_space(space)
+        if seconds_per_query < 0 or seconds_per_epoch < 0 or epochs < 0:
+            raise UserError("tabular evaluator: seconds_per_query, seconds_per_epoch and epochs must be >= 0")
+        self.space = space
+        self.table = None if table is None else str(table)
+        self.table_path = default_table_path() if table is None else Path(table).expanduser()
+        self.seconds_per_query = float(seconds_per_query)
+        self.seconds_per_epoch = float(seconds_per_epoch)
+        self.epochs = int(epochs)
+        self.cost_seconds = self.seconds_per_query + self.seconds_per_epoch * self.epochs
+        self.rows = load_table(self.table_path)
+        # the hot path: cell key -> ready metrics dict (copied per result, so callers may mutate theirs)
+        self._metrics = {k: {"val_accuracy": r.val_accuracy, "test_accuracy": r.test_accuracy,
+                             "arch_index": float(r.arch_index)} for k, r in self.rows.items()}
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def evaluate(self, arch: Architecture, seed: int = 0, fidelity: float | None = None) -> Result:
+        try:
+            m = self._metrics.get(cell_key(arch))
+        except KeyError:  # not an nb201 architecture at all
+            m = None
+        if m is None:
+            return Result(status=FAILED, error=f"cell {self._describe(arch)} is not in table {self.table_path}",
+                          cost_seconds=self.cost_seconds)
+        return Result(metrics=dict(m), cost_seconds=self.cost_seconds)
+
+    def lookup(self, arch: Architecture) -> TableRow | None:
+        """The table row of ``arch`` (None when the table lacks it)."""
+        try:
+            return self.rows.get(cell_key(arch))
+        except KeyError:
+            return None
+
+    def best(self) -> tuple[Architecture, TableRow]:
+        """The table's best cell by validation accuracy (the oracle a search is measured against)."""
+        key, row = max(self.rows.items(), key=lambda kv: kv[1].val_accuracy)
+        return Architecture(zip(_LABELS, key)), row
+
+    def config(self) -> dict[str, Any]:
+        return {"table": self.table, "seconds_per_query": self.seconds_per_query,
+                "seconds_per_epoch": self.seconds_per_epoch, "epochs": self.epochs}
+
+    def _describe(self, arch: Architecture) -> str:
+        try:
+            return self.space.format(arch)
+        except (KeyError, ArchitectureError):
+            return str(arch)

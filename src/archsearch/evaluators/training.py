@@ -1,0 +1,76 @@
+"""Training evaluator: build the architecture, train it for a number of epochs (partial training = low
+fidelity), report val accuracy (the search signal), test accuracy (reporting only), parameters and seconds."""
+from __future__ import annotations
+
+import traceback
+from dataclasses import asdict
+from typing import Any
+
+import torch
+
+from ..data import Dataset, load_data
+from ..result import Result
+from ..space import Architecture, SearchSpace
+from ..train import TrainConfig, TrainingDiverged, count_params, train_model
+from .base import register_evaluator
+
+_DATA_CACHE: dict[str, Dataset] = {}  # per process: workers load each dataset once
+
+
+def cached_data(spec: str | None) -> Dataset:
+    key = str(spec or "digits")
+    if key not in _DATA_CACHE:
+        _DATA_CACHE[key] = load_data(spec)
+    return _DATA_CACHE[key]
+
+
+@register_evaluator("train")
+class TrainingEvaluator:
+    """Train each candidate from scratch (seeded; reproducible on CPU). ``fidelity`` overrides the epochs."""
+
+    def __init__(self, space: SearchSpace, data: str | None = None, epochs: int = 10, batch_size: int = 64,
+                 lr: float = 0.05, weight_decay: float = 3e-4, optimizer: str = "sgd", device: str | None = None,
+                 keep_weights: bool = True):
+        if epochs < 1:
+            raise ValueError("epochs must be at least 1")
+        self.space = space
+        self.data_spec = data
+        self.train_cfg = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
+                                     optimizer=optimizer)
+        self.device = device
+        self.keep_weights = keep_weights
+
+    @property
+    def data(self) -> Dataset:
+        return cached_data(self.data_spec)
+
+    def config(self) -> dict[str, Any]:
+        c = asdict(self.train_cfg)
+        return {"data": self.data_spec, "epochs": c["epochs"], "batch_size": c["batch_size"], "lr": c["lr"],
+                "weight_decay": c["weight_decay"], "optimizer": c["optimizer"], "device": self.device}
+
+    def build(self, arch: Architecture, seed: int = 0) -> torch.nn.Module:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            return self.space.build(arch, self.data.shape)
+
+    def evaluate(self, arch: Architecture, seed: int = 0, fidelity: float | None = None) -> Result:
+        cfg = self.train_cfg
+        if fidelity is not None:
+            cfg = TrainConfig(**{**asdict(cfg), "epochs": max(1, int(round(fidelity)))})
+        try:
+            model = self.build(arch, seed)
+            params = count_params(model)
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(seed)
+                tr = train_model(model, self.data, cfg, seed=seed, device=self.device)
+        except TrainingDiverged as e:
+            return Result.failure(f"training diverged: {e}")
+        except Exception as e:  # a trial that crashes is a failed trial, never a lost run
+            tb = traceback.extract_tb(e.__traceback__)
+            where = f" at {tb[-1].filename.rsplit('/', 1)[-1]}:{tb[-1].lineno}" if tb else ""
+            return Result.failure(f"{type(e).__name__}: {e}{where}")
+        metrics = {"val_accuracy": tr.val_accuracy, "test_accuracy": tr.test_accuracy, "params": float(params),
+                   "train_seconds": tr.train_seconds, "epochs": float(cfg.epochs), "train_loss": tr.train_loss}
+        state = {k: v.detach().cpu() for k, v in model.state_dict().items()} if self.keep_weights else None
+        return Result(metrics=metrics, state_dict=state, cost_seconds=tr.train_seconds)

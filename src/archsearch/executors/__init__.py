@@ -1,0 +1,83 @@
+"""Executors run evaluations and hand back results; the study loop talks to them through one small interface:
+``submit(job)``, ``wait() -> finished (job, result) pairs``, ``capacity``, ``in_flight``, ``close()``.
+
+Executors are made as ``EXECUTORS.get(name)(evaluator=..., spec=EvaluatorSpec, workers=N)``: in-process
+executors use the evaluator object, worker processes rebuild it from the picklable spec.
+``inline`` (the default) evaluates in the driver process when ``wait`` is called. Process-pool and Ray
+executors implement the same interface and return results as workers finish (asynchronous search).
+"""
+from __future__ import annotations
+
+import traceback
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from ..registry import Registry
+from ..result import Result
+from ..space import Architecture
+
+EvaluateFn = Callable[[Architecture, int, float | None], Result]
+
+
+@dataclass(frozen=True)
+class Job:
+    trial: int
+    arch: Architecture
+    seed: int
+    fidelity: float | None = None
+
+
+class Executor:
+    capacity: int = 1
+
+    def submit(self, job: Job) -> None:
+        raise NotImplementedError
+
+    def wait(self) -> list[tuple[Job, Result]]:
+        raise NotImplementedError
+
+    @property
+    def in_flight(self) -> int:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        pass
+
+
+def safe_evaluate(evaluate: EvaluateFn, job: Job) -> Result:
+    """Run one evaluation; any exception becomes a failed Result (a crashing trial never loses the run)."""
+    try:
+        result = evaluate(job.arch, job.seed, job.fidelity)
+        if not isinstance(result, Result):
+            return Result.failure(f"evaluator returned {type(result).__name__}, not a Result")
+        return result
+    except Exception as e:  # noqa: BLE001 - reported as a failed trial
+        tb = traceback.extract_tb(e.__traceback__)
+        where = f" ({tb[-1].filename.rsplit('/', 1)[-1]}:{tb[-1].lineno})" if tb else ""
+        return Result.failure(f"{type(e).__name__}: {e}{where}")
+
+
+class InlineExecutor(Executor):
+    """Evaluate in the calling process, one job at a time."""
+
+    def __init__(self, evaluator: Any, workers: int = 1, **_: Any):
+        self.evaluate = evaluator.evaluate
+        self.capacity = 1
+        self._queue: list[Job] = []
+
+    def submit(self, job: Job) -> None:
+        self._queue.append(job)
+
+    def wait(self) -> list[tuple[Job, Result]]:
+        if not self._queue:
+            return []
+        job = self._queue.pop(0)
+        return [(job, safe_evaluate(self.evaluate, job))]
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._queue)
+
+
+EXECUTORS: Registry[Callable[..., Executor]] = Registry("executor")
+EXECUTORS.register("inline")(InlineExecutor)

@@ -1,0 +1,9 @@
+"""Search strategies, registered by name. Black-box ones speak ask/tell (see base.Strategy)."""
+from .base import STRATEGIES, Strategy, make_strategy, register_strategy  # noqa: F401
+from . import evolution, random  # noqa: F401,E402  (register built-ins)
+
+__all__ = ["STRATEGIES", "Strategy", "make_strategy", "register_strategy"]
+try:  # Optuna samplers as strategies (optuna-tpe, optuna-random, optuna-nsgaii)
+    from . import optuna  # noqa: F401
+except ImportError:  # pragma: no cover
+    pass

@@ -1,0 +1,77 @@
+"""The black-box strategy contract: ``ask() -> Architecture`` and ``tell(observation)``.
+
+Several asks may be in flight at once (parallel workers): a strategy must answer ``ask`` again before the
+earlier asks are told, and accept tells in any order. Strategies are deterministic given their seed: all
+randomness comes from ``self.rng`` (numpy) or a torch.Generator seeded from it.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import numpy as np
+
+from ..registry import Registry
+from ..result import Observation
+from ..space import Architecture, SearchSpace
+
+
+class Strategy:
+    """Base class with the shared bookkeeping: the space, the seeded rng, pending asks and history."""
+
+    name = "strategy"
+
+    def __init__(self, space: SearchSpace, seed: int = 0, **options: Any):
+        if options:
+            raise TypeError(f"strategy {self.name!r} has no option(s) {', '.join(sorted(options))}")
+        self.space = space
+        self.seed = seed
+        self.rng = np.random.default_rng(seed)
+        self.pending: dict[Architecture, int] = {}  # asked, not yet told (a count: an arch may be asked twice)
+        self.history: list[Observation] = []
+
+    # ---- the contract ----------------------------------------------------------------------------------------
+    def ask(self) -> Architecture:
+        arch = self._ask()
+        self.pending[arch] = self.pending.get(arch, 0) + 1
+        return arch
+
+    def tell(self, obs: Observation) -> None:
+        n = self.pending.get(obs.arch, 0)
+        if n <= 1:
+            self.pending.pop(obs.arch, None)
+        else:
+            self.pending[obs.arch] = n - 1
+        self.history.append(obs)
+        self._tell(obs)
+
+    # ---- what subclasses write -------------------------------------------------------------------------------
+    def _ask(self) -> Architecture:
+        raise NotImplementedError
+
+    def _tell(self, obs: Observation) -> None:
+        pass
+
+    # ---- helpers ---------------------------------------------------------------------------------------------
+    @property
+    def n_pending(self) -> int:
+        return sum(self.pending.values())
+
+    def best(self) -> Observation | None:
+        done = [o for o in self.history if not o.failed and o.feasible]
+        return max(done, key=lambda o: o.value) if done else None
+
+
+STRATEGIES: Registry[Callable[..., Strategy]] = Registry("strategy")
+
+
+def register_strategy(name: str):
+    """Register a strategy class (or factory ``f(space, seed, **options)``) under ``name``."""
+    def deco(cls):
+        if isinstance(cls, type):
+            cls.name = name
+        return STRATEGIES.register(name)(cls)
+    return deco
+
+
+def make_strategy(name: str, space: SearchSpace, seed: int = 0, **options: Any) -> Strategy:
+    return STRATEGIES.get(name)(space, seed=seed, **options)

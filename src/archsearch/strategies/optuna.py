@@ -1,0 +1,130 @@
+"""Any Optuna sampler as an archsearch strategy (Akiba et al., "Optuna: A Next-generation Hyperparameter
+Optimization Framework", KDD 2019).
+
+Each decision of the space becomes one ``CategoricalDistribution``: the options themselves for op and value
+decisions, the index into ``Decision.choices`` for input decisions. The study lives in memory; archsearch's own
+run store keeps the record. Registered samplers:
+
+* ``optuna-tpe``: the Tree-structured Parzen Estimator (Bergstra et al., NeurIPS 2011) with Optuna's defaults,
+  which in Optuna >= 5 means multivariate TPE (Falkner et al., ICML 2018) for a single objective and the
+  constant liar for trials in flight; in older Optuna we ask for ``multivariate=True`` explicitly.
+  Nothing is tuned to any benchmark.
+* ``optuna-random``: Optuna's random sampler (a check of the adapter against our own random search).
+* ``optuna-nsgaii``: NSGA-II (Deb et al., 2002), Optuna's genetic algorithm, with its defaults.
+"""
+from __future__ import annotations
+
+import warnings
+from collections import deque
+from typing import Any, Callable
+
+import optuna
+from optuna.distributions import CategoricalDistribution
+from optuna.samplers import BaseSampler
+from optuna.trial import Trial, TrialState
+
+from ..result import Observation
+from ..space import Architecture, Decision, SearchSpace
+from .base import Strategy, register_strategy
+
+__all__ = ["OptunaStrategy", "OptunaTPE", "OptunaRandom", "OptunaNSGAII"]
+
+
+def _categories(d: Decision) -> list[Any]:
+    return list(range(d.size)) if d.kind == "inputs" else list(d.options)
+
+
+class OptunaStrategy(Strategy):
+    """Wraps an ``optuna.samplers.BaseSampler`` (its own seed makes the strategy deterministic).
+
+    Several asks may be in flight: every ask opens an Optuna trial, kept per architecture in ask order (the
+    same architecture may be asked twice) and closed by the matching tell. A tell for an architecture this
+    strategy never asked (a resumed run replaying its history) is added to the study as a finished trial.
+    Failed and infeasible observations are told as failed trials, which samplers ignore.
+    """
+
+    name = "optuna"
+
+    def __init__(self, space: SearchSpace, seed: int = 0, sampler: BaseSampler | None = None):
+        super().__init__(space, seed)
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        self.sampler = sampler if sampler is not None else optuna.samplers.RandomSampler(seed=seed)
+        self.study = optuna.create_study(direction="maximize", sampler=self.sampler)
+        self.distributions = {d.label: CategoricalDistribution(_categories(d)) for d in space.decisions}
+        self._open: dict[Architecture, deque[Trial]] = {}
+
+    # ---- mapping between Optuna params and architectures ----------------------------------------------------
+    def _to_arch(self, params: dict[str, Any]) -> Architecture:
+        choices = {}
+        for d in self.space.decisions:
+            v = params[d.label]
+            choices[d.label] = d.choices[v] if d.kind == "inputs" else v
+        return self.space.canonical(Architecture(choices))
+
+    def _to_params(self, arch: Architecture) -> dict[str, Any]:
+        return {d.label: d.index(arch[d.label]) if d.kind == "inputs" else arch[d.label]
+                for d in self.space.decisions}
+
+    # ---- ask / tell -----------------------------------------------------------------------------------------
+    def _ask(self) -> Architecture:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            trial = self.study.ask(self.distributions)
+        arch = self._to_arch(trial.params)
+        self._open.setdefault(arch, deque()).append(trial)
+        return arch
+
+    def _tell(self, obs: Observation) -> None:
+        ok = not obs.failed and obs.feasible
+        queue = self._open.get(obs.arch)
+        if queue:
+            trial = queue.popleft()
+            if not queue:
+                del self._open[obs.arch]
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                if ok:
+                    self.study.tell(trial, float(obs.value))
+                else:
+                    self.study.tell(trial, state=TrialState.FAIL)
+            return
+        if ok and self.space.contains(obs.arch):  # told without an ask: record it so the sampler learns from it
+            self.study.add_trial(optuna.trial.create_trial(
+                params=self._to_params(obs.arch), distributions=self.distributions, value=float(obs.value)))
+
+
+def _make_sampler(strategy: str, factory: Callable[..., BaseSampler], seed: int, options: dict) -> BaseSampler:
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return factory(seed=seed, **options)
+    except TypeError as e:
+        raise TypeError(f"strategy {strategy!r}: {e}") from None
+
+
+@register_strategy("optuna-tpe")
+class OptunaTPE(OptunaStrategy):
+    """Optuna's TPE with its default settings; options are ``TPESampler`` keyword arguments."""
+
+    def __init__(self, space: SearchSpace, seed: int = 0, **sampler_options: Any):
+        if int(optuna.__version__.split(".")[0]) < 5:  # Optuna 5 made multivariate TPE the default
+            sampler_options.setdefault("multivariate", True)
+        sampler = _make_sampler(self.name, optuna.samplers.TPESampler, seed, sampler_options)
+        super().__init__(space, seed, sampler=sampler)
+
+
+@register_strategy("optuna-random")
+class OptunaRandom(OptunaStrategy):
+    """Optuna's random sampler."""
+
+    def __init__(self, space: SearchSpace, seed: int = 0):
+        super().__init__(space, seed, sampler=optuna.samplers.RandomSampler(seed=seed))
+
+
+@register_strategy("optuna-nsgaii")
+class OptunaNSGAII(OptunaStrategy):
+    """Optuna's NSGA-II with its default settings; options are ``NSGAIISampler`` keyword arguments."""
+
+    def __init__(self, space: SearchSpace, seed: int = 0, **sampler_options: Any):
+        sampler = _make_sampler(self.name, optuna.samplers.NSGAIISampler, seed, sampler_options)
+        super().__init__(space, seed, sampler=sampler)

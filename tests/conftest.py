@@ -1,0 +1,45 @@
+"""Shared fixtures: one torch thread (tests run beside each other on 2 cores), a synthetic evaluator."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from archsearch.evaluators import register_evaluator, EVALUATORS
+from archsearch.result import Result
+from archsearch.space import Architecture, SearchSpace
+
+torch.set_num_threads(1)
+
+
+class SyntheticEvaluator:
+    """A fixed synthetic objective: the share of decisions that match a hidden target architecture (percent)."""
+
+    def __init__(self, space: SearchSpace, target_seed: int = 123, fail_every: int = 0):
+        self.space = space
+        self.target = space.sample(np.random.default_rng(target_seed))
+        self.fail_every = fail_every
+        self.calls = 0
+
+    def config(self):
+        return {"target_seed": 123}
+
+    def evaluate(self, arch: Architecture, seed: int = 0, fidelity=None) -> Result:
+        self.calls += 1
+        if self.fail_every and self.calls % self.fail_every == 0:
+            raise RuntimeError("synthetic crash")
+        score = 100.0 * np.mean([arch[k] == self.target[k] for k in self.space.labels])
+        return Result(metrics={"val_accuracy": score, "test_accuracy": score})
+
+
+if "synthetic" not in EVALUATORS:
+    register_evaluator("synthetic")(SyntheticEvaluator)
+
+
+def synthetic_score(space: SearchSpace, arch: Architecture, target: Architecture) -> float:
+    return 100.0 * float(np.mean([arch[k] == target[k] for k in space.labels]))
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(0)

@@ -1,0 +1,70 @@
+"""The command line: a real (tiny) search, show --json, and one clear line with exit code 2 for bad input."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
+
+
+def cli(*args, timeout=300):
+    return subprocess.run([sys.executable, "-m", "archsearch.cli", *map(str, args)], capture_output=True, text=True,
+                          env=ENV, timeout=timeout)
+
+
+def test_search_then_show_json(tmp_path):
+    out = cli("search", "--space", "macro", "--space-opt", "layers=2", "--trials", "3", "--epochs", "1",
+              "--out", tmp_path / "run", "--quiet")
+    assert out.returncode == 0, out.stderr
+    assert "best architecture" in out.stdout and "test accuracy" in out.stdout
+    shown = cli("show", tmp_path / "run", "--json")
+    assert shown.returncode == 0, shown.stderr
+    doc = json.loads(shown.stdout)
+    assert doc["trials"] == {"ok": 3}
+    best = doc["best"]
+    assert set(best["architecture"]) and 0 <= best["val_accuracy"] <= 100 and 0 <= best["test_accuracy"] <= 100
+    table = cli("show", tmp_path / "run")
+    assert table.returncode == 0 and "best architecture" in table.stdout
+    again = cli("evaluate", "--arch", tmp_path / "run" / "best.json", "--space-opt", "layers=2", "--epochs", "1",
+                "--json")
+    assert again.returncode == 0, again.stderr
+    assert json.loads(again.stdout)["status"] == "ok"
+
+
+def bad_npz(tmp_path):
+    p = tmp_path / "bad.npz"
+    np.savez(p, x=np.zeros((20, 8, 8)), y=np.zeros((19,)))
+    return p
+
+
+@pytest.mark.parametrize("args, message", [
+    (["search", "--space", "nope"], "unknown space 'nope'"),
+    (["search", "--strategy", "nope"], "unknown strategy 'nope'"),
+    (["search", "--trials", "0"], "must be positive"),
+    (["search", "--seconds", "-5"], "must be positive"),
+    (["search", "--epochs", "0"], "--epochs"),
+    (["search", "--data", "{tmp}/missing.npz"], "not found"),
+    (["search", "--data", "{npz}"], "labels"),
+    (["search", "--data", "{garbage}"], "cannot read"),
+    (["search", "--resume", "{tmp}"], "not an archsearch run"),
+    (["show", "{tmp}"], "not an archsearch run"),
+    (["evaluate", "--arch", '{{"l0_op": "conv"}}'], "not in space"),
+    (["evaluate", "--arch", '{{"bogus": 1}}'], "unknown decision"),
+    (["evaluate", "--space", "nb201", "--arch", "|conv~0|"], "NAS-Bench-201"),
+    (["search", "--no-such-option"], "No such option"),
+])
+def test_bad_input_gets_one_line_and_exit_code_2(tmp_path, args, message):
+    garbage = tmp_path / "garbage.npz"
+    garbage.write_bytes(b"not a zip file")
+    fmt = {"tmp": tmp_path, "npz": bad_npz(tmp_path), "garbage": garbage}
+    out = cli(*[a.format(**fmt) for a in args], timeout=120)
+    assert out.returncode == 2, (out.stdout, out.stderr)
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), out.stderr
+    assert message in lines[0]
+    assert "Traceback" not in out.stderr

@@ -1,0 +1,181 @@
+"""Contract tests run over every built-in space and a user-defined one."""
+from __future__ import annotations
+
+import json
+import pickle
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from archsearch.space import Architecture, ArchitectureError, InputShape, space_from_function
+from archsearch.spaces import get_space, space_names
+
+SMALL = {"nb201": {"channels": 4, "cells_per_stage": 1}, "macro": {"layers": 4},
+         "cell": {"channels": 4, "layers": 3}}
+
+
+def user_space(c, shape):
+    """The README's user-defined space."""
+    width = c.value("width", [8, 16])
+    act = c.layer("act", {"relu": nn.ReLU, "gelu": nn.GELU})
+    conv = c.layer("conv", {"3x3": lambda: nn.Conv2d(shape.channels, width, 3, padding=1),
+                            "5x5": lambda: nn.Conv2d(shape.channels, width, 5, padding=2)})
+    return nn.Sequential(conv, act, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(width, shape.num_classes))
+
+
+def make(name):
+    if name == "user":
+        return space_from_function(user_space, "user")
+    return get_space(name, **SMALL.get(name, {}))
+
+
+ALL = sorted(set(space_names()) | {"user"})
+
+
+@pytest.fixture(params=ALL)
+def space(request):
+    return make(request.param)
+
+
+@pytest.mark.parametrize("shape", [InputShape(1, 8, 8, 10), InputShape(3, 16, 16, 4)])
+def test_sampled_architectures_build_and_give_the_right_output_shape(space, shape):
+    rng = np.random.default_rng(0)
+    for _ in range(3):
+        arch = space.sample(rng)
+        assert space.contains(arch)
+        model = space.build(arch, shape).eval()
+        out = model(torch.randn(2, shape.channels, shape.height, shape.width))
+        assert out.shape == (2, shape.num_classes)
+
+
+def test_json_round_trip_and_text_form(space):
+    rng = np.random.default_rng(1)
+    for _ in range(5):
+        arch = space.sample(rng)
+        again = Architecture.from_json(json.loads(json.dumps(json.loads(arch.to_json()))))
+        assert again == arch and hash(again) == hash(arch)
+        assert space.parse(arch.to_json()) == arch
+        assert pickle.loads(pickle.dumps(arch)) == arch
+        text = space.format(arch)
+        assert isinstance(text, str) and text
+        if space.parser is not None:
+            assert space.parse(text) == arch
+
+
+def test_mutate_changes_one_decision_and_stays_in_space(space):
+    rng = np.random.default_rng(2)
+    arch = space.sample(rng)
+    for _ in range(20):
+        child = space.mutate(arch, rng)
+        assert space.contains(child) and child != arch
+        if not space.conditional:
+            assert sum(child[k] != arch[k] for k in space.labels) == 1
+        arch = child
+
+
+def test_neighbours_are_one_step_away_and_in_space(space):
+    arch = space.sample(np.random.default_rng(3))
+    nbrs = space.neighbours(arch)
+    assert nbrs and len(set(nbrs)) == len(nbrs) and arch not in nbrs
+    for n in nbrs[:50]:
+        assert space.contains(n)
+        assert sum(n[k] != arch[k] for k in space.labels) == 1
+
+
+def test_encoding_has_fixed_length_and_distinguishes(space):
+    rng = np.random.default_rng(4)
+    a, b = space.sample(rng), space.sample(rng)
+    ea, eb = space.encode(a), space.encode(b)
+    assert ea.shape == eb.shape == (space.encoding_width,)
+    assert (a == b) == bool(np.array_equal(ea, eb))
+    assert space.from_indices(space.indices(a)) == a
+
+
+def test_membership_check_rejects_what_is_not_in_the_space(space):
+    arch = space.sample(np.random.default_rng(5))
+    d = arch.to_dict()
+    with pytest.raises(ArchitectureError, match="unknown decision"):
+        space.validate({**d, "no_such_decision": 1})
+    missing = dict(d)
+    missing.pop(space.labels[0])
+    with pytest.raises(ArchitectureError, match="no choice"):
+        space.validate(missing)
+    with pytest.raises(ArchitectureError, match="not one of"):
+        space.validate({**d, space.labels[-1]: "not-an-option"})
+    assert not space.contains({**d, space.labels[0]: "not-an-option"})
+
+
+def test_build_holds_only_the_chosen_ops():
+    space = make("user")
+    model = space.build({"width": 8, "act": "gelu", "conv": "3x3"}, InputShape(1, 8, 8, 10))
+    convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
+    assert len(convs) == 1 and convs[0].kernel_size == (3, 3)
+    assert not any(isinstance(m, nn.ReLU) for m in model.modules())
+    macro = get_space("macro", layers=3)
+    arch = macro.sample(np.random.default_rng(0))
+    arch = Architecture({**arch, **{f"l{i}_op": "conv" for i in range(3)}})
+    m = macro.build(arch, InputShape(1, 8, 8, 10))
+    assert not any(type(x).__name__ == "SepConvBNReLU" for x in m.modules())
+    # every parameter of a macro network is used: one backward reaches them all
+    m(torch.randn(4, 1, 8, 8)).sum().backward()
+    assert all(p.grad is not None for p in m.parameters())
+
+
+def test_sizes_and_enumeration():
+    assert get_space("nb201").size == 15625
+    user = make("user")
+    archs = list(user.enumerate())
+    assert len(archs) == user.size == 8 and len(set(archs)) == 8
+    with pytest.raises(ValueError, match="more than"):
+        next(get_space("macro").enumerate(limit=1000))
+
+
+def test_built_model_saves_and_loads_like_any_pytorch_model(tmp_path):
+    space = get_space("macro", layers=3)
+    arch = space.sample(np.random.default_rng(7))
+    shape = InputShape(1, 8, 8, 10)
+    model = space.build(arch, shape).eval()
+    torch.save(model.state_dict(), tmp_path / "w.pt")
+    other = space.build(arch, shape).eval()
+    other.load_state_dict(torch.load(tmp_path / "w.pt"))
+    x = torch.randn(3, 1, 8, 8)
+    assert torch.allclose(model(x), other(x))
+
+
+def test_nb201_string_round_trip():
+    from archsearch.spaces.nb201 import from_string, to_string
+    s = "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|"
+    arch = from_string(s)
+    assert to_string(arch) == s
+    with pytest.raises(ArchitectureError):
+        from_string("|nor_conv_3x3~0|+|bogus~0|")
+
+
+def conditional_space(c, shape):
+    kind = c.value("kind", ["conv", "pool"])
+    k = c.value("kernel", [3, 5], active=kind == "conv")
+    body = nn.Conv2d(shape.channels, 8, k, padding=k // 2) if kind == "conv" else nn.Sequential(
+        nn.AvgPool2d(3, 1, 1), nn.Conv2d(shape.channels, 8, 1))
+    return nn.Sequential(body, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, shape.num_classes))
+
+
+def test_conditional_decisions_are_canonicalised():
+    space = space_from_function(conditional_space)
+    assert space.conditional
+    archs = list(space.enumerate())
+    assert len(archs) == 3  # conv3, conv5, pool (its kernel does not matter)
+    pool = space.canonical(Architecture({"kind": "pool", "kernel": 5}))
+    assert pool == Architecture({"kind": "pool", "kernel": 3})
+    assert space.neighbours(pool) == [Architecture({"kind": "conv", "kernel": 3})]
+
+
+def test_bad_space_definitions_fail_clearly():
+    def clash(c, shape):
+        c.value("x", [1, 2])
+        c.value("x", [1, 3])
+        return nn.Identity()
+
+    with pytest.raises(ValueError, match="two different decisions"):
+        space_from_function(clash)

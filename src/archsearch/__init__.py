@@ -4,12 +4,13 @@ search space -> search strategy -> architecture -> performance estimator -> resu
 """
 from __future__ import annotations
 
+__version__ = "0.1.0"
+
 from .space import Architecture, ArchitectureError, Chooser, InputShape, SearchSpace, space_from_function
 from .spaces import get_space, register_space
-
-__version__ = "0.1.0"
+from .api import Run, load, resume, search
 
 __all__ = [
     "Architecture", "ArchitectureError", "Chooser", "InputShape", "SearchSpace", "space_from_function",
-    "get_space", "register_space", "__version__",
+    "get_space", "register_space", "search", "load", "resume", "Run", "__version__",
 ]

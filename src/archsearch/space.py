@@ -516,7 +516,9 @@ class SearchSpace:
     # --- text forms --------------------------------------------------------------------------------------------
     def format(self, arch: Architecture) -> str:
         """The short readable form (a space may define its own, e.g. the NAS-Bench-201 cell string)."""
-        return self.formatter(self, arch) if self.formatter else str(arch)
+        if self.formatter:
+            return self.formatter(self, arch)
+        return str(Architecture((lbl, arch[lbl]) for lbl in self.labels if lbl in arch))
 
     def parse(self, text: str) -> Architecture:
         """Read an architecture from JSON, or from the space's own text form."""

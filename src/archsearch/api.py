@@ -1,0 +1,91 @@
+"""The Python API, reading like the CLI: ``archsearch.search(...)`` runs a study, ``archsearch.load(run_dir)``
+opens a finished (or interrupted) run."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .objective import parse_objective
+from .space import Architecture, SearchSpace
+from .storage import TrialRecord
+from .study import BEST_WEIGHTS, Budget, Study, StudySummary, space_of, summarize
+
+
+def search(space: str = "macro", strategy: str = "evolution", *, trials: int | None = 24,
+           seconds: float | None = None, epochs: int = 5, data: str | None = None, seed: int = 0,
+           evaluator: str = "train", objective: str | None = None, out: str | Path | None = None,
+           space_config: dict[str, Any] | None = None, strategy_options: dict[str, Any] | None = None,
+           evaluator_options: dict[str, Any] | None = None) -> "Run":
+    """Search ``space`` with ``strategy`` within the budget; returns the run (best, trials, model()).
+
+    ``space`` is a registered name: register your own space function with ``archsearch.register_space``.
+    """
+    ev_opts = dict(evaluator_options or {})
+    if evaluator == "train":
+        ev_opts = {"data": data, "epochs": epochs, **ev_opts}
+    study = Study.create(space=space, strategy=strategy, evaluator=evaluator, budget=Budget(trials, seconds),
+                         seed=seed, space_config=space_config, strategy_options=strategy_options,
+                         evaluator_options=ev_opts, objective=parse_objective(objective), run_dir=out)
+    study.run()
+    return load(study.run_dir)
+
+
+def resume(run_dir: str | Path) -> "Run":
+    """Continue an interrupted run to its budget."""
+    Study.resume(run_dir).run()
+    return load(run_dir)
+
+
+@dataclass
+class Run:
+    """A run directory, opened: ``best``, ``trials`` (a pandas DataFrame), ``model()``."""
+
+    summary: StudySummary
+    space: SearchSpace
+
+    @property
+    def run_dir(self) -> Path:
+        return self.summary.run_dir
+
+    @property
+    def best(self) -> TrialRecord | None:
+        return self.summary.best
+
+    @property
+    def best_architecture(self) -> Architecture | None:
+        return self.best.arch if self.best else None
+
+    @property
+    def trials(self):
+        import pandas as pd
+
+        rows = []
+        for t in self.summary.trials:
+            rows.append({"number": t.number, "status": t.status, "value": t.value, **t.metrics,
+                         "seconds": t.seconds, "error": t.error, "architecture": self.space.format(t.arch)})
+        return pd.DataFrame(rows).set_index("number") if rows else pd.DataFrame()
+
+    def model(self) -> torch.nn.Module:
+        """The best architecture as a plain nn.Module, with the weights trained during the search loaded."""
+        if self.best is None:
+            raise ValueError(f"{self.run_dir} has no successful trial")
+        from .evaluators import EvaluatorSpec
+
+        cfg = self.summary.config
+        spec = EvaluatorSpec(cfg["space"]["name"], cfg["space"]["config"], cfg["evaluator"]["name"],
+                             cfg["evaluator"]["options"])
+        ev = spec.build()
+        shape = ev.data.shape if hasattr(ev, "data") else None
+        model = self.space.build(self.best.arch, shape) if shape else self.space.build(self.best.arch)
+        weights = self.run_dir / BEST_WEIGHTS
+        if weights.exists():
+            model.load_state_dict(torch.load(weights, map_location="cpu"))
+        return model.eval()
+
+
+def load(run_dir: str | Path) -> Run:
+    summary = summarize(run_dir)
+    return Run(summary, space_of(summary))

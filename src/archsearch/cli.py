@@ -15,6 +15,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
     TimeRemainingColumn
 from rich.table import Table
 
+from .api import DEFAULT_STRATEGY_OPTIONS, DEFAULTS
 from .errors import UserError
 from .registry import UnknownNameError
 from .space import ArchitectureError
@@ -24,9 +25,6 @@ app = typer.Typer(add_completion=False, no_args_is_help=False, pretty_exceptions
 console = Console()
 err = Console(stderr=True)
 
-#: The default search: a useful result on the embedded digits in about three minutes on 2 CPU cores.
-DEFAULTS = {"space": "macro", "strategy": "evolution", "trials": 24, "seconds": 165.0, "epochs": 5}
-DEFAULT_STRATEGY_OPTIONS = {"evolution": {"population": 8, "sample_size": 3}}
 
 
 def parse_settings(items: List[str] | None, what: str) -> dict[str, Any]:

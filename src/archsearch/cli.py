@@ -44,27 +44,59 @@ def parse_settings(items: List[str] | None, what: str) -> dict[str, Any]:
 @app.command()
 def search(
     space: str = typer.Option(DEFAULTS["space"], help="Search space: macro, cell, nb201, or a registered one."),
-    strategy: str = typer.Option(DEFAULTS["strategy"], help="Search strategy: random, evolution, ..."),
+    strategy: str = typer.Option(DEFAULTS["strategy"], help="Search strategy: random, evolution, ...; one-shot "
+                                 "(supernet): darts, darts2, gdas, proxyless, enas, spos, nasib."),
     trials: Optional[int] = typer.Option(None, help=f"Trial budget (default {DEFAULTS['trials']})."),
     seconds: Optional[float] = typer.Option(None, help=f"Wall-clock budget (default {DEFAULTS['seconds']:.0f})."),
-    epochs: int = typer.Option(DEFAULTS["epochs"], help="Training epochs per trial (partial training)."),
+    epochs: int = typer.Option(DEFAULTS["epochs"], help="Training epochs per trial (partial training); for one-shot "
+                               "strategies: supernet search epochs."),
+    train_epochs: Optional[int] = typer.Option(None, "--train-epochs", help="One-shot strategies: epochs to train "
+                                               "the derived architecture from scratch (default 10)."),
     seed: int = typer.Option(0, help="Seed of the whole search (reproducible on the same CPU)."),
     data: Optional[str] = typer.Option(None, help="Dataset: 'digits' (default, embedded) or a .npz file."),
-    evaluator: str = typer.Option("train", help="Performance estimator: train, or tabular (nb201 only)."),
+    evaluator: str = typer.Option("train", help="Performance estimator: train, tabular (nb201 only), or "
+                                  "weight-sharing (a SPOS supernet trained for --epochs ranks architectures)."),
     table: Optional[Path] = typer.Option(None, help="Benchmark table CSV for the tabular evaluator."),
-    objective: Optional[str] = typer.Option(None, help="Metric to maximise (default val_accuracy), or min:NAME."),
+    objective: Optional[str] = typer.Option(None, help="Metric to maximise (default val_accuracy), min:NAME, "
+                                            "mnasnet:TARGET_MS[,hard], or pareto[:M1,min:M2] (multi-objective)."),
+    constraint: Optional[List[str]] = typer.Option(None, "--constraint", help="Hard constraint, repeatable: "
+                                                   "latency_ms<=5, params<=1.5M, flops<=300M (violators: infeasible)."),
+    latency_device: Optional[str] = typer.Option(None, "--latency-device", help="Measure latency_ms after training "
+                                                 "on this device (default cpu when the objective needs it)."),
+    latency_threads: int = typer.Option(1, "--latency-threads", help="CPU threads while measuring latency."),
+    latency_clock: str = typer.Option("wall", "--latency-clock", help="wall, or cpu: the measuring thread's CPU "
+                                      "time (1 thread; steadier on a busy machine)."),
+    latency_table: Optional[Path] = typer.Option(None, "--latency-table", help="Per-op latency table (archsearch "
+                                                 "profile): adds predicted_latency_ms."),
     out: Optional[Path] = typer.Option(None, help="Run directory (default runs/<time>-<space>-<strategy>)."),
     device: str = typer.Option("auto", help="Training device: auto, cpu, cuda, cuda:1 ..."),
     resume: Optional[Path] = typer.Option(None, help="Continue an interrupted run to its original budget."),
     space_opt: Optional[List[str]] = typer.Option(None, "--space-opt", help="Space setting KEY=VALUE (repeatable)."),
     strategy_opt: Optional[List[str]] = typer.Option(None, "--strategy-opt", help="Strategy option KEY=VALUE."),
+    executor: str = typer.Option("inline", help="Where trials run: inline, process (local pool) or ray."),
+    workers: Optional[int] = typer.Option(None, help="Parallel workers (default: one per core, or per GPU)."),
+    address: Optional[str] = typer.Option(None, help="Ray cluster to join: auto or HOST:PORT (default: local)."),
+    retries: int = typer.Option(0, help="Run a trial again this many times when its worker dies."),
+    trial_timeout: Optional[float] = typer.Option(None, help="Stop a trial after this many seconds (failed)."),
     quiet: bool = typer.Option(False, help="No progress bar."),
 ) -> None:
-    """Search a space for the best architecture on your data."""
+    """Search a space for the best architecture on your data. One-shot strategies train one supernet for --epochs
+    (--seconds: their compute budget; nasib fits its schedule to it), then train the derived architecture."""
     from .objective import parse_objective
     from .spaces import SPACES
+    from .strategies.oneshot import ONESHOT
+    from .strategies.oneshot.runner import is_oneshot_run
     from .study import Budget, Study
 
+    if (resume is None and strategy in ONESHOT) or (resume is not None and is_oneshot_run(resume)):
+        from .cli_oneshot import search_oneshot
+        return search_oneshot(space=space, strategy=strategy, trials=trials, seconds=seconds, epochs=epochs,
+                              train_epochs=train_epochs, seed=seed, data=data, evaluator=evaluator, table=table,
+                              objective=objective, out=out, device=device, resume=resume, space_opt=space_opt,
+                              strategy_opt=strategy_opt, executor=executor, workers=workers, quiet=quiet,
+                              hardware={"constraints": constraint, "latency_device": latency_device,
+                                        "latency_threads": latency_threads, "latency_table": latency_table,
+                                        "latency_clock": latency_clock})
     if resume is not None:
         study = Study.resume(resume)
     else:
@@ -74,18 +106,26 @@ def search(
         budget = Budget(trials, seconds)
         if epochs < 1:
             raise UserError(f"--epochs must be at least 1, got {epochs}")
-        if data is not None and evaluator == "train":
+        from .cli_hardware import search_options
+        objective_, hw_opts = search_options(objective, constraint, evaluator, latency_device, latency_threads,
+                                             latency_table, latency_clock)
+        if data is not None and evaluator in ("train", "weight-sharing"):
             from .data import load_data
             load_data(data)  # a bad file fails here, in one line, before the run directory exists
             data = str(Path(data).resolve()) if Path(data).exists() else data
         if evaluator == "train":
-            ev_opts: dict[str, Any] = {"data": data, "epochs": epochs, "device": None if device == "auto" else device}
+            ev_opts: dict[str, Any] = {"data": data, "epochs": epochs, "device": None if device == "auto" else device,
+                                       **hw_opts}
+        elif evaluator == "weight-sharing":  # --epochs: of the SPOS supernet that ranks the architectures
+            ev_opts = {"data": data, "epochs": epochs, "device": None if device == "auto" else device}
         else:
             ev_opts = {"table": str(table)} if table else {}
         st_opts = {**DEFAULT_STRATEGY_OPTIONS.get(strategy, {}), **parse_settings(strategy_opt, "strategy option")}
         study = Study.create(space=space, strategy=strategy, evaluator=evaluator, budget=budget, seed=seed,
                              space_config=parse_settings(space_opt, "space setting"), strategy_options=st_opts,
-                             evaluator_options=ev_opts, objective=parse_objective(objective), run_dir=out)
+                             evaluator_options=ev_opts, objective=objective_, run_dir=out,
+                             executor=executor, workers=workers, address=address, retries=retries,
+                             trial_timeout=trial_timeout)
     done0 = len([r for r in study.store.trials() if r.done])
     b = study.budget
     err.print(f"[bold]archsearch[/] {study.space.name} / {study.strategy.name} -> {study.run_dir}"
@@ -140,7 +180,10 @@ def show(
     summary = summarize(run_dir)
     space = space_of(summary)
     if as_json:
-        sys.stdout.write(json.dumps(summary.to_dict(space), default=float) + "\n")
+        doc = summary.to_dict(space)
+        if doc.get("best"):  # the best architecture's cost (issue 6), None where not recorded
+            doc["best"].update({k: doc["best"]["metrics"].get(k) for k in ("params", "flops", "latency_ms")})
+        sys.stdout.write(json.dumps(doc, default=float) + "\n")
         return
     t = Table(title=f"{run_dir}")
     for col in ("#", "status", "val %", "test %", "params", "seconds", "architecture"):
@@ -217,6 +260,8 @@ def _register_extras() -> None:
     except ImportError:  # pragma: no cover
         return
     register(app)
+    from .cli_hardware import register as register_hardware  # profile, cost, export, pareto (issue 6)
+    register_hardware(app)
 
 
 _register_extras()

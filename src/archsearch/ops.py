@@ -186,3 +186,76 @@ class ClassifierHead(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.fc(torch.flatten(self.pool(self.pre(x)), 1))
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Mobile blocks: MobileNetV2/V3 inverted residuals (MBConv), squeeze-and-excite, h-swish
+# --------------------------------------------------------------------------------------------------------------
+def make_divisible(v: float, divisor: int = 8) -> int:
+    """Round a channel count to a multiple of ``divisor``, never more than 10% below ``v`` (the MobileNet rule)."""
+    new = max(divisor, int(v + divisor / 2) // divisor * divisor)
+    return new + divisor if new < 0.9 * v else new
+
+
+#: Activations of the mobile blocks: ReLU and h-swish (x * ReLU6(x + 3) / 6, Howard et al., ICCV 2019).
+MOBILE_ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {"relu": nn.ReLU, "hswish": nn.Hardswish}
+
+
+class ConvBNAct(nn.Sequential):
+    """k x k conv (bias-free), BN, then an activation from MOBILE_ACTIVATIONS (or none)."""
+
+    def __init__(self, c_in: int, c_out: int, kernel: int = 1, stride: int = 1, groups: int = 1,
+                 act: str | None = "relu"):
+        layers: list[nn.Module] = [nn.Conv2d(c_in, c_out, kernel, stride, kernel // 2, groups=groups, bias=False),
+                                   nn.BatchNorm2d(c_out)]
+        if act is not None:
+            layers.append(MOBILE_ACTIVATIONS[act]())
+        super().__init__(*layers)
+
+
+class SqueezeExcite(nn.Module):
+    """Squeeze-and-excite (Hu et al., CVPR 2018) as in MobileNetV3: pool, 1x1 conv to ``squeeze`` channels, ReLU,
+    1x1 conv back, hard-sigmoid gate."""
+
+    def __init__(self, channels: int, squeeze: int):
+        super().__init__()
+        self.fc1 = nn.Conv2d(channels, squeeze, 1)
+        self.act = nn.ReLU()
+        self.fc2 = nn.Conv2d(squeeze, channels, 1)
+        self.gate = nn.Hardsigmoid()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        s = F.adaptive_avg_pool2d(x, 1)
+        return x * self.gate(self.fc2(self.act(self.fc1(s))))
+
+
+class MBConv(nn.Module):
+    """Mobile inverted bottleneck (Sandler et al., CVPR 2018), the block of MnasNet, ProxylessNAS, FBNet and
+    MobileNetV3: 1x1 expansion to ``make_divisible(c_in * expand)`` channels (skipped when that equals c_in),
+    k x k depthwise conv, optional squeeze-and-excite (to a quarter of the expanded channels, MobileNetV3's rule),
+    linear 1x1 projection; a residual connection when stride 1 keeps the channels."""
+
+    def __init__(self, c_in: int, c_out: int, kernel: int = 3, expand: float = 6, stride: int = 1,
+                 se: bool = False, act: str = "relu"):
+        super().__init__()
+        hidden = self.hidden_channels(c_in, expand)
+        self.spec = self.describe(c_in, c_out, kernel, expand, stride, se, act)
+        self.expand = ConvBNAct(c_in, hidden, 1, act=act) if hidden != c_in else nn.Identity()
+        self.depthwise = ConvBNAct(hidden, hidden, kernel, stride, groups=hidden, act=act)
+        self.se = SqueezeExcite(hidden, make_divisible(hidden // 4)) if se else nn.Identity()
+        self.project = ConvBNAct(hidden, c_out, 1, act=None)
+        self.residual = stride == 1 and c_in == c_out
+
+    @staticmethod
+    def hidden_channels(c_in: int, expand: float) -> int:
+        return c_in if expand == 1 else make_divisible(c_in * expand)
+
+    @classmethod
+    def describe(cls, c_in: int, c_out: int, kernel: int, expand: float, stride: int, se: bool, act: str) -> str:
+        """The block's configuration as a short string (its ``spec``; latency tables key on it)."""
+        hidden = cls.hidden_channels(c_in, expand)
+        return f"mbconv(c_in={c_in},c_out={c_out},k={kernel},hidden={hidden},s={stride},se={int(se)},act={act})"
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.project(self.se(self.depthwise(self.expand(x))))
+        return x + y if self.residual else y

@@ -28,6 +28,14 @@ class Registry(Generic[T]):
             return obj
         return deco
 
+    def register_named(self, name: str) -> Callable[[T], T]:
+        """Like ``register``, and a registered class also learns its name (``cls.name``)."""
+        def deco(obj: T) -> T:
+            if isinstance(obj, type):
+                obj.name = name  # type: ignore[attr-defined]
+            return self.register(name)(obj)
+        return deco
+
     def get(self, name: str) -> T:
         try:
             return self._items[name]

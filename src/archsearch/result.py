@@ -24,14 +24,15 @@ class Result:
     error: str | None = None
     state_dict: dict[str, Any] | None = field(default=None, repr=False)
     cost_seconds: float | None = None  # simulated or measured cost charged to a time budget
+    retryable: bool = False  # the failure came from the infrastructure (worker died), not from the architecture
 
     @property
     def ok(self) -> bool:
         return self.status == OK
 
     @classmethod
-    def failure(cls, error: str, **metrics: float) -> "Result":
-        return cls(metrics=dict(metrics), status=FAILED, error=error)
+    def failure(cls, error: str, retryable: bool = False, **metrics: float) -> "Result":
+        return cls(metrics=dict(metrics), status=FAILED, error=error, retryable=retryable)
 
 
 @dataclass(frozen=True)

@@ -380,6 +380,10 @@ class SearchSpace:
         self._active_cache: dict[Architecture, frozenset[str]] = {}
         self.encoding_width = sum(d.encoding_width for d in self.decisions)
 
+    def __reduce__(self):
+        """Pickle as the recipe (function, name, config), not the caches: cheap to ship to worker processes."""
+        return (_rebuild_space, (self.fn, self.name, self.config))
+
     # --- basic facts -------------------------------------------------------------------------------------------
     @property
     def labels(self) -> list[str]:
@@ -539,6 +543,13 @@ class SearchSpace:
             extra = f" choose {d.n_chosen if d.n_chosen is not None else 'any'}" if d.kind == "inputs" else ""
             lines.append(f"  {d.label} [{d.kind}{extra}]: {opts}")
         return "\n".join(lines)
+
+
+def _rebuild_space(fn: SpaceFunction, name: str, config: dict[str, Any]) -> SearchSpace:
+    from .spaces import SPACES, get_space
+    if name in SPACES and SPACES.get(name).fn is fn:
+        return get_space(name, **config)
+    return SearchSpace(fn, name=name, config=dict(config))
 
 
 def space_from_function(fn: SpaceFunction, name: str | None = None, **config: Any) -> SearchSpace:

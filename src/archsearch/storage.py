@@ -8,6 +8,8 @@ that were running. Tables:
 * ``trials`` one row per asked architecture: number (ask order), architecture JSON, status
   (running/ok/failed/infeasible), value (the objective, maximised), values (JSON vector for multi-objective),
   metrics JSON, error, seed, fidelity, start/end wall times, worker, ask/tell event numbers (for exact replay).
+* ``epochs`` one row per finished epoch of a one-shot (supernet) search: metrics JSON (losses, supernet val
+  accuracy, seconds), alphas JSON (label -> architecture weights, softmax(α)) and the architecture derived then.
 """
 from __future__ import annotations
 
@@ -42,7 +44,25 @@ CREATE TABLE IF NOT EXISTS trials (
     tell_event INTEGER,
     attempts INTEGER NOT NULL DEFAULT 1
 );
+CREATE TABLE IF NOT EXISTS epochs (
+    epoch INTEGER PRIMARY KEY,
+    metrics TEXT NOT NULL DEFAULT '{}',
+    alphas TEXT,
+    arch TEXT,
+    finished REAL NOT NULL
+);
 """
+
+
+@dataclass
+class EpochRecord:
+    """One epoch of a one-shot search (``alphas``: label -> softmax(α); None for strategies without α)."""
+
+    epoch: int
+    metrics: dict[str, float]
+    alphas: dict[str, list[float]] | None
+    arch: Architecture | None
+    finished: float
 
 
 @dataclass
@@ -113,10 +133,10 @@ class RunStore:
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             (number, arch.to_json(), RUNNING, seed, fidelity, time.time(), worker, ask_event))
 
-    def restart_trial(self, number: int) -> None:
-        """A trial re-queued after a crash or a retry: running again from now."""
-        self.conn.execute("UPDATE trials SET status = ?, started = ?, attempts = attempts + 1 WHERE number = ?",
-                          (RUNNING, time.time(), number))
+    def restart_trial(self, number: int, note: str | None = None) -> None:
+        """A trial re-queued after a crash or a retry: running again from now (``note``: why, kept in error)."""
+        self.conn.execute("UPDATE trials SET status = ?, started = ?, attempts = attempts + 1, error = ? "
+                          "WHERE number = ?", (RUNNING, time.time(), note, number))
 
     def finish_trial(self, number: int, status: str, value: float | None, values: tuple[float, ...] | None,
                      metrics: dict[str, float], error: str | None, tell_event: int,
@@ -143,6 +163,24 @@ class RunStore:
 
     def iter_trials(self) -> Iterator[TrialRecord]:
         yield from self.trials()
+
+    # ---- epochs (one-shot searches) -----------------------------------------------------------------------------
+    def add_epoch(self, epoch: int, metrics: dict[str, float], alphas: dict[str, list[float]] | None,
+                  arch: Architecture | None, extra_meta: dict[str, Any] | None = None) -> None:
+        """Record (or re-record, after a resume) a finished epoch and any meta counters in one transaction."""
+        with self.conn:
+            self.conn.execute("BEGIN IMMEDIATE")
+            self.conn.execute(
+                "INSERT OR REPLACE INTO epochs(epoch, metrics, alphas, arch, finished) VALUES (?, ?, ?, ?, ?)",
+                (epoch, json.dumps(_clean(metrics)), json.dumps(alphas) if alphas is not None else None,
+                 arch.to_json() if arch is not None else None, time.time()))
+            for k, v in (extra_meta or {}).items():
+                self.conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (k, json.dumps(v)))
+
+    def epochs(self) -> list[EpochRecord]:
+        rows = self.conn.execute("SELECT epoch, metrics, alphas, arch, finished FROM epochs ORDER BY epoch")
+        return [EpochRecord(r[0], json.loads(r[1] or "{}"), json.loads(r[2]) if r[2] else None,
+                            Architecture.from_json(r[3]) if r[3] else None, r[4]) for r in rows]
 
     def counts(self) -> dict[str, int]:
         return {s: n for s, n in self.conn.execute("SELECT status, COUNT(*) FROM trials GROUP BY status")}

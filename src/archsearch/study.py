@@ -62,6 +62,28 @@ def trial_seed(study_seed: int, number: int) -> int:
     return int(np.random.SeedSequence([int(study_seed), int(number)]).generate_state(1)[0] & 0x7FFFFFFF)
 
 
+def check_execution(executor: str, workers: int | None, address: str | None, retries: int,
+                    trial_timeout: float | None) -> dict[str, Any]:
+    """Validate the execution settings (stored in the run, so a resumed run executes the same way)."""
+    EXECUTORS.get(executor)
+    if workers is not None and workers < 1:
+        raise UserError(f"--workers must be at least 1, got {workers}")
+    if retries < 0:
+        raise UserError(f"--retries must be 0 or more, got {retries}")
+    if trial_timeout is not None and trial_timeout <= 0:
+        raise UserError(f"--trial-timeout must be positive, got {trial_timeout}")
+    if executor == "inline" and (trial_timeout is not None or (workers or 1) > 1):
+        raise UserError("--trial-timeout and --workers > 1 need --executor process or ray")
+    if address and executor != "ray":
+        raise UserError("--address is for --executor ray")
+    out: dict[str, Any] = {"name": executor, "retries": retries}
+    if executor != "inline":
+        out.update(workers=workers, trial_timeout=trial_timeout)
+    if address:
+        out["address"] = address
+    return out
+
+
 def default_run_dir(space: str, strategy: str, root: str | Path = "runs") -> Path:
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     base = Path(root) / f"{stamp}-{space}-{strategy}"
@@ -81,8 +103,7 @@ class Study:
     objective: MetricObjective
     budget: Budget
     seed: int
-    executor_name: str = "inline"
-    workers: int = 1
+    execution: dict[str, Any] = field(default_factory=lambda: {"name": "inline"})
     store: RunStore = field(init=False)
 
     # ---- construction -----------------------------------------------------------------------------------------
@@ -90,18 +111,19 @@ class Study:
     def create(cls, *, space: str, strategy: str, evaluator: str, budget: Budget, seed: int = 0,
                space_config: dict | None = None, strategy_options: dict | None = None,
                evaluator_options: dict | None = None, objective: MetricObjective | None = None,
-               run_dir: str | Path | None = None, executor: str = "inline", workers: int = 1) -> "Study":
+               run_dir: str | Path | None = None, executor: str = "inline", workers: int | None = None,
+               address: str | None = None, retries: int = 0, trial_timeout: float | None = None) -> "Study":
         space_config, strategy_options = dict(space_config or {}), dict(strategy_options or {})
         evaluator_options = dict(evaluator_options or {})
         objective = objective or MetricObjective()
         sp = get_space(space, **space_config)
         strat = make_strategy(strategy, sp, seed=seed, **strategy_options)
-        EXECUTORS.get(executor)
+        execution = check_execution(executor, workers, address, retries, trial_timeout)
         spec = EvaluatorSpec(space, space_config, evaluator, evaluator_options)
         run_dir = Path(run_dir) if run_dir else default_run_dir(space, strategy)
         if RunStore.is_run(run_dir):
             raise UserError(f"{run_dir} already holds a run; resume it with --resume {run_dir}")
-        study = cls(run_dir, sp, strat, spec, objective, budget, seed, executor, workers)
+        study = cls(run_dir, sp, strat, spec, objective, budget, seed, execution)
         study.store = RunStore(run_dir, create=True)
         study.store.set_meta("config", {
             "version": __version__, "created": datetime.now().isoformat(timespec="seconds"),
@@ -109,7 +131,7 @@ class Study:
             "strategy": {"name": strategy, "options": strategy_options},
             "evaluator": {"name": evaluator, "options": evaluator_options},
             "objective": objective.config(), "budget": {"trials": budget.trials, "seconds": budget.seconds},
-            "seed": seed, "executor": {"name": executor, "workers": workers},
+            "seed": seed, "executor": execution,
         })
         study.store.set_meta("elapsed_seconds", 0.0)
         return study
@@ -128,17 +150,17 @@ class Study:
         spec = EvaluatorSpec(cfg["space"]["name"], cfg["space"]["config"], cfg["evaluator"]["name"],
                              cfg["evaluator"]["options"])
         budget = Budget(cfg["budget"]["trials"], cfg["budget"]["seconds"])
-        ex = cfg.get("executor", {"name": "inline", "workers": 1})
         study = cls(run_dir, sp, strat, spec, objective_from_config(cfg["objective"]), budget, cfg["seed"],
-                    ex["name"], ex["workers"])
+                    cfg.get("executor", {"name": "inline"}))
         study.store = store
         return study
 
     # ---- the loop ---------------------------------------------------------------------------------------------
     def run(self, on_trial: Callable[[Progress], None] | None = None) -> "StudySummary":
         evaluator = self.spec.build()
-        executor: Executor = EXECUTORS.get(self.executor_name)(evaluator=evaluator, spec=self.spec,
-                                                               workers=self.workers)
+        ex = dict(self.execution)
+        retries = int(ex.pop("retries", 0) or 0)
+        executor: Executor = EXECUTORS.get(ex.pop("name"))(evaluator=evaluator, **ex)
         requeue = self._replay()
         event = self._next_event()
         records = {r.number: r for r in self.store.trials()}
@@ -147,6 +169,7 @@ class Study:
         t0 = time.perf_counter()
         best = self._best(records.values())
         weights: dict[int, dict] = {}
+        retried: dict[int, int] = {}
 
         def elapsed() -> float:
             return elapsed0 + time.perf_counter() - t0
@@ -172,7 +195,13 @@ class Study:
                 if executor.in_flight == 0:
                     break
                 for job, result in executor.wait():
-                    rec = self._record(records[job.trial], result, event, elapsed())
+                    rec = records[job.trial]
+                    if result.retryable and retried.get(rec.number, 0) < retries:  # the worker died: run again
+                        retried[rec.number] = retried.get(rec.number, 0) + 1
+                        self.store.restart_trial(rec.number, note=result.error)
+                        executor.submit(job)
+                        continue
+                    rec = self._record(rec, result, event, elapsed())
                     event += 1
                     finished += 1
                     if rec.status == "ok" and (best is None or rec.value > best.value):
@@ -286,7 +315,7 @@ class StudySummary:
         if self.best is not None:
             b = self.best
             best = {"trial": b.number, "architecture": b.arch.to_dict(),
-                    "text": space.format(b.arch) if space else str(b.arch), "value": b.value,
+                    "text": space.format(b.arch) if space is not None else str(b.arch), "value": b.value,
                     "val_accuracy": b.metrics.get("val_accuracy"), "test_accuracy": b.metrics.get("test_accuracy"),
                     "metrics": b.metrics}
         return {"run_dir": str(self.run_dir), "best": best, "trials": self.counts,

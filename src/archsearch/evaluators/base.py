@@ -27,11 +27,8 @@ EVALUATORS: Registry[Callable[..., Evaluator]] = Registry("evaluator")
 
 
 def register_evaluator(name: str):
-    def deco(cls):
-        if isinstance(cls, type):
-            cls.name = name
-        return EVALUATORS.register(name)(cls)
-    return deco
+    """Register an evaluator class (or factory ``f(space, **options)``) under ``name``."""
+    return EVALUATORS.register_named(name)
 
 
 def make_evaluator(name: str, space: SearchSpace, **options: Any) -> Evaluator:

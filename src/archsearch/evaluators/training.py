@@ -9,6 +9,7 @@ from typing import Any
 import torch
 
 from ..data import Dataset, load_data
+from ..hardware.probe import HardwareProbe
 from ..result import Result
 from ..space import Architecture, SearchSpace
 from ..train import TrainConfig, TrainingDiverged, count_params, train_model
@@ -30,7 +31,9 @@ class TrainingEvaluator:
 
     def __init__(self, space: SearchSpace, data: str | None = None, epochs: int = 10, batch_size: int = 64,
                  lr: float = 0.05, weight_decay: float = 3e-4, optimizer: str = "sgd", device: str | None = None,
-                 keep_weights: bool = True):
+                 keep_weights: bool = True, latency_device: str | None = None, latency_threads: int | None = 1,
+                 latency_batch: int = 1, latency_repeats: int = 30, latency_table: str | None = None,
+                 latency_clock: str = "wall"):
         if epochs < 1:
             raise ValueError("epochs must be at least 1")
         self.space = space
@@ -39,6 +42,9 @@ class TrainingEvaluator:
                                      optimizer=optimizer)
         self.device = device
         self.keep_weights = keep_weights
+        # params/FLOPs for every trial; latency measured after training when latency_device is set (issue 6)
+        self.hardware = HardwareProbe(space, latency_device, latency_threads, latency_batch, latency_repeats,
+                                      latency_table, latency_clock)
 
     @property
     def data(self) -> Dataset:
@@ -47,7 +53,8 @@ class TrainingEvaluator:
     def config(self) -> dict[str, Any]:
         c = asdict(self.train_cfg)
         return {"data": self.data_spec, "epochs": c["epochs"], "batch_size": c["batch_size"], "lr": c["lr"],
-                "weight_decay": c["weight_decay"], "optimizer": c["optimizer"], "device": self.device}
+                "weight_decay": c["weight_decay"], "optimizer": c["optimizer"], "device": self.device,
+                **self.hardware.config()}
 
     def build(self, arch: Architecture, seed: int = 0) -> torch.nn.Module:
         with torch.random.fork_rng(devices=[]):
@@ -61,9 +68,11 @@ class TrainingEvaluator:
         try:
             model = self.build(arch, seed)
             params = count_params(model)
+            hardware = self.hardware.static(model, self.data.shape)
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(seed)
                 tr = train_model(model, self.data, cfg, seed=seed, device=self.device)
+            hardware.update(self.hardware.latency(model, self.data.shape))
         except TrainingDiverged as e:
             return Result.failure(f"training diverged: {e}")
         except Exception as e:  # a trial that crashes is a failed trial, never a lost run
@@ -71,6 +80,7 @@ class TrainingEvaluator:
             where = f" at {tb[-1].filename.rsplit('/', 1)[-1]}:{tb[-1].lineno}" if tb else ""
             return Result.failure(f"{type(e).__name__}: {e}{where}")
         metrics = {"val_accuracy": tr.val_accuracy, "test_accuracy": tr.test_accuracy, "params": float(params),
-                   "train_seconds": tr.train_seconds, "epochs": float(cfg.epochs), "train_loss": tr.train_loss}
+                   "train_seconds": tr.train_seconds, "epochs": float(cfg.epochs), "train_loss": tr.train_loss,
+                   **hardware}
         state = {k: v.detach().cpu() for k, v in model.state_dict().items()} if self.keep_weights else None
         return Result(metrics=metrics, state_dict=state, cost_seconds=tr.train_seconds)

@@ -36,7 +36,7 @@ def space_names() -> list[str]:
     return SPACES.names()
 
 
-from . import macro, nb201  # noqa: E402,F401  (register built-ins)
+from . import macro, mbconv, nb201, superkernel  # noqa: E402,F401  (register built-ins)
 try:  # the cell space is written in its own module
     from . import cell  # noqa: F401
 except ImportError:  # pragma: no cover

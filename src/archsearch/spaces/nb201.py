@@ -57,7 +57,15 @@ class NB201Network(nn.Module):
         return self.head(self.cells(self.stem(x)))
 
 
-@register_space("nb201", formatter=lambda s, a: to_string(a), parser=lambda s, t: from_string(t))
+def _format(space: SearchSpace, arch: Architecture) -> str:
+    return to_string(arch)
+
+
+def _parse(space: SearchSpace, text: str) -> Architecture:
+    return from_string(text)
+
+
+@register_space("nb201", formatter=_format, parser=_parse)
 def nb201(c: Chooser, shape: InputShape, channels: int = 16, cells_per_stage: int = 5) -> nn.Module:
     """NAS-Bench-201 (ICLR 2020): 6 edges x 5 ops = 15,625 cells. Defaults are the benchmark's (C=16, N=5)."""
     return NB201Network(c, shape, channels, cells_per_stage)

@@ -7,3 +7,5 @@ try:  # Optuna samplers as strategies (optuna-tpe, optuna-random, optuna-nsgaii)
     from . import optuna  # noqa: F401
 except ImportError:  # pragma: no cover
     pass
+from . import bayesopt, grid, local, rl  # noqa: F401,E402  (issue 4: rl, bo, local, grid)
+from . import pareto  # noqa: F401,E402  (issue 6: nsga2)

@@ -66,11 +66,7 @@ STRATEGIES: Registry[Callable[..., Strategy]] = Registry("strategy")
 
 def register_strategy(name: str):
     """Register a strategy class (or factory ``f(space, seed, **options)``) under ``name``."""
-    def deco(cls):
-        if isinstance(cls, type):
-            cls.name = name
-        return STRATEGIES.register(name)(cls)
-    return deco
+    return STRATEGIES.register_named(name)
 
 
 def make_strategy(name: str, space: SearchSpace, seed: int = 0, **options: Any) -> Strategy:

@@ -11,6 +11,10 @@ run store keeps the record. Registered samplers:
   Nothing is tuned to any benchmark.
 * ``optuna-random``: Optuna's random sampler (a check of the adapter against our own random search).
 * ``optuna-nsgaii``: NSGA-II (Deb et al., 2002), Optuna's genetic algorithm, with its defaults.
+
+Multi-objective: when observations carry ``values`` (a Pareto objective), the Optuna study becomes a
+multi-objective one (every component maximised) at the first such tell, the trials in flight moving over with
+their parameters; NSGA-II and TPE (MOTPE) then search for the Pareto front, random sampling is unchanged.
 """
 from __future__ import annotations
 
@@ -52,6 +56,26 @@ class OptunaStrategy(Strategy):
         self.study = optuna.create_study(direction="maximize", sampler=self.sampler)
         self.distributions = {d.label: CategoricalDistribution(_categories(d)) for d in space.decisions}
         self._open: dict[Architecture, deque[Trial]] = {}
+        self.n_objectives = 1
+
+    def _use_objectives(self, k: int) -> None:
+        """Switch the Optuna study to ``k`` objectives (all maximised) before the first result is told; the
+        trials in flight are re-opened in the new study with the same parameters."""
+        if k == self.n_objectives:
+            return
+        if any(t.state == TrialState.COMPLETE for t in self.study.get_trials(deepcopy=False)):
+            raise ValueError(f"strategy {self.name!r}: results with {k} objective(s) after results with "
+                             f"{self.n_objectives}")
+        study = optuna.create_study(directions=["maximize"] * k, sampler=self.sampler)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            for arch, queue in self._open.items():
+                moved = deque()
+                for trial in queue:
+                    study.enqueue_trial(trial.params)
+                    moved.append(study.ask(self.distributions))
+                self._open[arch] = moved
+        self.study, self.n_objectives = study, k
 
     # ---- mapping between Optuna params and architectures ----------------------------------------------------
     def _to_arch(self, params: dict[str, Any]) -> Architecture:
@@ -76,6 +100,11 @@ class OptunaStrategy(Strategy):
 
     def _tell(self, obs: Observation) -> None:
         ok = not obs.failed and obs.feasible
+        values = [float(v) for v in obs.values] if obs.values is not None else None
+        if values is not None:
+            self._use_objectives(len(values))
+        elif ok and self.n_objectives != 1:
+            raise ValueError(f"strategy {self.name!r}: a single-objective result in a multi-objective search")
         queue = self._open.get(obs.arch)
         if queue:
             trial = queue.popleft()
@@ -84,13 +113,14 @@ class OptunaStrategy(Strategy):
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
                 if ok:
-                    self.study.tell(trial, float(obs.value))
+                    self.study.tell(trial, values if values is not None else float(obs.value))
                 else:
                     self.study.tell(trial, state=TrialState.FAIL)
             return
         if ok and self.space.contains(obs.arch):  # told without an ask: record it so the sampler learns from it
             self.study.add_trial(optuna.trial.create_trial(
-                params=self._to_params(obs.arch), distributions=self.distributions, value=float(obs.value)))
+                params=self._to_params(obs.arch), distributions=self.distributions,
+                **({"values": values} if values is not None else {"value": float(obs.value)})))
 
 
 def _make_sampler(strategy: str, factory: Callable[..., BaseSampler], seed: int, options: dict) -> BaseSampler:

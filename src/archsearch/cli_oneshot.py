@@ -1,0 +1,85 @@
+"""``archsearch search --strategy darts|darts2|gdas|proxyless|enas|spos|nasib``: one-shot searches from the
+command line (the ``search`` command routes here; this module keeps cli.py thin).
+
+``--epochs`` counts supernet search epochs, ``--train-epochs`` the from-scratch training of the derived
+architecture, ``--seconds`` is the search's compute budget (NASIB sizes its run to it; the others stop after the
+epoch in which it runs out). The progress bar shows epochs done / planned, the supernet's validation accuracy,
+elapsed time and ETA; then the derived architecture is trained and printed like any run's best.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn, \
+    TimeRemainingColumn
+
+from .errors import UserError
+
+DEFAULT_TRAIN_EPOCHS = 10
+
+
+def search_oneshot(*, space: str, strategy: str, trials: int | None, seconds: float | None, epochs: int,
+                   train_epochs: int | None, seed: int, data: str | None, evaluator: str, table: Path | None,
+                   objective: str | None, out: Path | None, device: str, resume: Path | None,
+                   space_opt: list[str] | None, strategy_opt: list[str] | None, executor: str = "inline",
+                   workers: int | None = None, quiet: bool = False, hardware: dict[str, Any] | None = None) -> None:
+    """``hardware``: the search command's --constraint and --latency-* settings (objective metrics the derived
+    architecture's evaluation must report, as for any run)."""
+    from .cli import _print_best, err, parse_settings
+    from .cli_hardware import search_options
+    from .strategies.oneshot.runner import OneShotStudy
+
+    if resume is not None:
+        study = OneShotStudy.resume(resume)
+    else:
+        if trials is not None:
+            raise UserError("--trials is for black-box strategies; a one-shot search trains one supernet: give "
+                            "--epochs (search) and --train-epochs (the derived architecture)")
+        if executor != "inline" or (workers or 1) > 1:
+            raise UserError("one-shot strategies run in this process; --executor and --workers are for black-box "
+                            "strategies")
+        train_epochs = DEFAULT_TRAIN_EPOCHS if train_epochs is None else train_epochs
+        if epochs < 1 or train_epochs < 1:
+            raise UserError(f"--epochs and --train-epochs must be at least 1, got {epochs} and {train_epochs}")
+        if data is not None:
+            from .data import load_data
+            load_data(data)  # a bad file fails here, in one line, before the run directory exists
+            data = str(Path(data).resolve()) if Path(data).exists() else data
+        dev = None if device == "auto" else device
+        hw = {"constraints": None, "latency_device": None, "latency_threads": 1, "latency_table": None,
+              "latency_clock": "wall", **(hardware or {})}
+        objective_, hw_opts = search_options(objective, hw["constraints"], evaluator, hw["latency_device"],
+                                             hw["latency_threads"], hw["latency_table"], hw["latency_clock"])
+        if evaluator == "train":
+            ev_opts: dict[str, Any] = {"data": data, "epochs": train_epochs, "device": dev, **hw_opts}
+        elif evaluator == "tabular":
+            ev_opts = {"table": str(table)} if table else {}
+        else:
+            ev_opts = {"data": data} if data is not None else {}
+        study = OneShotStudy.create(space=space, strategy=strategy, epochs=epochs, seed=seed,
+                                    space_config=parse_settings(space_opt, "space setting"),
+                                    strategy_options=parse_settings(strategy_opt, "strategy option"),
+                                    evaluator=evaluator, evaluator_options=ev_opts,
+                                    objective=objective_, run_dir=out, seconds=seconds, data=data,
+                                    device=dev)
+    done0 = study.epochs_done
+    err.print(f"[bold]archsearch[/] {study.space.name} / {study.strategy_name} (one-shot) -> {study.run_dir}"
+              + (f" (resuming after epoch {done0})" if resume is not None else ""))
+    columns = [SpinnerColumn(), TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TextColumn("supernet val {task.fields[acc]}"), TimeElapsedColumn(), TextColumn("ETA"),
+               TimeRemainingColumn()]
+    with Progress(*columns, console=err, disable=quiet, transient=False) as progress:
+        total = study.config["budget"]["epochs"]
+        task = progress.add_task("search epochs", total=total, completed=done0, acc="-")
+
+        def on_epoch(p) -> None:
+            acc = p.metrics.get("val_accuracy")
+            progress.update(task, total=p.total, completed=p.epoch, acc="-" if acc is None else f"{acc:.2f}%")
+
+        def on_train(arch) -> None:
+            progress.update(task, total=progress.tasks[task].completed)
+            progress.add_task("training the derived architecture", total=None, acc="-")
+
+        summary = study.run(on_epoch=on_epoch, on_train=on_train)
+    _print_best(summary, study.space)

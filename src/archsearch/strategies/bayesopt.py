@@ -1,0 +1,238 @@
+"""Bayesian optimisation over architectures with a Gaussian process (``bo``).
+
+The recipe of White's introduction to NAS and of BANANAS (White, Neiswanger & Savani, AAAI 2021), with a GP as
+the model (as in NASBOT, Kandasamy et al., NeurIPS 2018, which also builds the GP on a distance between
+architectures):
+
+1. a small random initial design (``n_init`` architectures, 10 as in BANANAS and NASLib);
+2. a GP model of f(a) whose kernel is built on a distance between architectures: an RBF kernel on the encoding of
+   :mod:`.encodings`. On one-hot vectors squared Euclidean distance is twice the choice-wise Hamming distance,
+   so the kernel is ``k(a1, a2) = s * exp(-d_H(a1, a2) / l**2)``, the exponentiated Hamming kernel; on spaces
+   with a registered path encoding (NAS-Bench-201) the path bits add BANANAS's path distance. The GP models the
+   normal scores of the values' ranks (a Gaussian-copula output warping: accuracies of NAS spaces have a long
+   tail of broken networks at chance level, which a stationary GP on raw values fits badly; Salinas et al.,
+   ICML 2020; Cowen-Rivers et al., HEBO, JAIR 2022). Signal variance, length scale and noise are fitted by
+   maximum marginal likelihood (scikit-learn's GaussianProcessRegressor, L-BFGS warm-started from the last
+   fit), again whenever the data grew by ``refit_growth`` (10%) since, and kept in between;
+3. expected improvement (Mockus 1978; Jones et al. 1998) as the acquisition, maximised over candidates that were
+   never asked:
+
+   * ``trust_region=True`` (the default): inside a trust region of one decision around the best architecture of
+     the current climb, as CASMOPOLITAN (Wan et al., "Think Global and Act Local", ICML 2021) and TuRBO
+     (Eriksson et al., NeurIPS 2019) do: the most promising neighbour by EI is asked next, the region moves to
+     the first neighbour that improves on its centre, and once a region is exhausted without improvement the
+     search restarts at a random architecture (as local search does: White et al. 2020). The GP is global (all
+     observations); only the acquisition is local, where a Hamming-kernel GP is trustworthy;
+   * ``trust_region=False``: over the one-step mutations of the ``n_parents`` best architectures so far (all of
+     them when a neighbourhood has at most ``per_parent``, a random ``per_parent`` otherwise; BANANAS maximises
+     its acquisition by mutating the best architectures) plus ``n_random`` uniform samples.
+
+Several asks in flight (parallel workers): pending architectures enter the GP as fake observations (Ginsbourger
+et al., "Kriging is well-suited to parallelize optimization", 2010): ``pending="believer"`` (kriging believer,
+the default) tells the GP its own posterior mean there, ``pending="liar"`` the worst value seen (constant liar,
+CL-min); hyperparameters are fitted on real observations only. While a trust region waits for results, asks
+use the global candidates. Failed or infeasible observations are left out of the fit but remembered: no
+architecture is asked twice (unless the whole space has been asked).
+"""
+from __future__ import annotations
+
+import math
+import warnings
+
+import numpy as np
+from scipy.stats import norm, rankdata
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.gaussian_process import GaussianProcessRegressor
+from sklearn.gaussian_process.kernels import RBF, ConstantKernel, Kernel, WhiteKernel
+from threadpoolctl import ThreadpoolController
+
+from ..result import Observation
+from ..space import Architecture, SearchSpace
+from .base import Strategy, register_strategy
+from .encodings import Encoder
+
+__all__ = ["BayesianOptimization", "GPSurrogate", "expected_improvement"]
+
+
+def expected_improvement(mean: np.ndarray, std: np.ndarray, best: float, xi: float = 0.0) -> np.ndarray:
+    """EI of a maximisation problem: E[max(f - best - xi, 0)] under f ~ N(mean, std**2)."""
+    std = np.maximum(std, 1e-12)
+    imp = mean - best - xi
+    z = imp / std
+    return imp * norm.cdf(z) + std * norm.pdf(z)
+
+
+def copula(y: np.ndarray) -> np.ndarray:
+    """Normal scores of the ranks (ties share their mean rank)."""
+    return norm.ppf((rankdata(y) - 0.5) / len(y))
+
+
+class GPSurrogate:
+    """A GP on encoded architectures, refitted lazily, with fake observations for pending architectures.
+
+    ``update(archs, values)`` sets the data; ``ei(candidates, pending)`` scores candidates by expected improvement
+    over the best (transformed) value.
+    """
+
+    def __init__(self, encoder: Encoder, y_transform: str = "copula", pending: str = "believer",
+                 refit_growth: float = 0.1, xi: float = 0.0):
+        if y_transform not in ("copula", "standard"):
+            raise ValueError(f"bo: y_transform must be 'copula' or 'standard', not {y_transform!r}")
+        if pending not in ("believer", "liar"):
+            raise ValueError(f"bo: pending must be 'believer' or 'liar', not {pending!r}")
+        self.encoder, self.y_transform, self.pending_mode = encoder, y_transform, pending
+        self.refit_growth, self.xi = float(refit_growth), float(xi)
+        self.kernel: Kernel = ConstantKernel(1.0, (1e-3, 1e3)) * RBF(2.0, (1e-1, 1e2)) + WhiteKernel(1e-2, (1e-6, 1))
+        self.archs: list[Architecture] = []
+        self.y = np.zeros(0)
+        self._gp: GaussianProcessRegressor | None = None
+        self._optimised_at = 0
+        self._threads: ThreadpoolController | None = None
+
+    def update(self, archs: list[Architecture], values: np.ndarray) -> None:
+        self.archs = list(archs)
+        y = np.asarray(values, dtype=float)
+        self.y = copula(y) if self.y_transform == "copula" else y
+        self._gp = None
+
+    def fit(self) -> GaussianProcessRegressor:
+        """The GP on the data (hyperparameters re-optimised when the data grew by ``refit_growth``)."""
+        if self._gp is None:
+            optimise = len(self.archs) >= self._optimised_at * (1 + self.refit_growth)
+            gp = GaussianProcessRegressor(self.kernel, normalize_y=True, n_restarts_optimizer=0,
+                                          optimizer="fmin_l_bfgs_b" if optimise else None)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", ConvergenceWarning)
+                gp.fit(self.encoder.many(self.archs), self.y)
+            if optimise:
+                self._optimised_at = len(self.archs)
+                self.kernel = gp.kernel_  # the start of the next optimisation
+            self._gp = gp
+        return self._gp
+
+    def _with_pending(self, pending: list[Architecture]) -> GaussianProcessRegressor:
+        gp = self.fit()
+        if not pending:
+            return gp
+        Xp = self.encoder.many(pending)
+        fake = gp.predict(Xp) if self.pending_mode == "believer" else np.full(len(pending), self.y.min())
+        fantasy = GaussianProcessRegressor(gp.kernel_, normalize_y=True, optimizer=None)
+        fantasy.fit(np.vstack([self.encoder.many(self.archs), Xp]), np.concatenate([self.y, fake]))
+        return fantasy
+
+    def ei(self, candidates: list[Architecture], pending: list[Architecture] = (),
+           best: float | None = None) -> np.ndarray:
+        """Expected improvement of each candidate over ``best`` (default: the best value, in the model's units),
+        the pending architectures counted as observed."""
+        X = self.encoder.many(candidates)
+        if self._threads is None:
+            self._threads = ThreadpoolController()
+        with self._threads.limit(limits=1, user_api="blas"):  # matrices of a few hundred rows: threads only cost
+            mean, std = self._with_pending(list(pending)).predict(X, return_std=True)
+        return expected_improvement(mean, std, float(self.y.max()) if best is None else best, self.xi)
+
+
+@register_strategy("bo")
+class BayesianOptimization(Strategy):
+    """GP-based Bayesian optimisation with expected improvement (see the module docstring).
+
+    Options: ``n_init`` random architectures first; ``trust_region`` local (default) or global acquisition;
+    ``n_parents`` / ``per_parent`` / ``n_random`` shape the global candidate set; ``xi`` the EI margin (in
+    normal-score units); ``pending`` "believer" or "liar"; ``encoding`` "both" (one-hot plus the space's
+    registered encoding), "one-hot" (Hamming alone) or "extra" (the registered encoding alone);
+    ``y_transform`` "copula" or "standard"; ``refit_growth`` how much the data grows between hyperparameter fits.
+    """
+
+    def __init__(self, space: SearchSpace, seed: int = 0, n_init: int = 10, trust_region: bool = True,
+                 n_parents: int = 10, per_parent: int = 30, n_random: int = 100, xi: float = 0.0,
+                 pending: str = "believer", encoding: str = "both", y_transform: str = "copula",
+                 refit_growth: float = 0.1):
+        super().__init__(space, seed)
+        if n_init < 1 or n_parents < 0 or per_parent < 1 or n_random < 0 or n_parents + n_random < 1:
+            raise ValueError("bo needs n_init >= 1, per_parent >= 1 and a non-empty candidate set")
+        self.n_init, self.trust_region = n_init, trust_region
+        self.n_parents, self.per_parent, self.n_random = n_parents, per_parent, n_random
+        self.model = GPSurrogate(Encoder(space, mode=encoding), y_transform, pending, refit_growth, xi)
+        self.asked: set[Architecture] = set()  # every architecture asked or told: never proposed again
+        self.ok: dict[Architecture, float] = {}  # successful, feasible observations (the last value of repeats)
+        self.centre: Architecture | None = None  # the trust region's centre
+        self.restarts = 0
+        self._stale = False
+        self._neighbours: dict[Architecture, list[Architecture]] = {}
+
+    # ---- ask / tell -----------------------------------------------------------------------------------------
+    def _ask(self) -> Architecture:
+        if len(self.asked) < self.n_init or len(self.ok) < 2:
+            arch = self._unasked_sample()
+        elif self.trust_region:
+            arch = self._ask_in_region()
+        else:
+            arch = self._best_of(self.candidates())
+        self.asked.add(arch)
+        return arch
+
+    def _tell(self, obs: Observation) -> None:
+        self.asked.add(obs.arch)
+        if obs.failed or not obs.feasible:
+            return
+        self.ok[obs.arch] = float(obs.value)
+        self._stale = True
+        c = self.centre
+        if c is not None and obs.arch != c and obs.value > self.ok.get(c, -math.inf) \
+                and obs.arch in self.neighbours(c):
+            self.centre = obs.arch  # first improvement: the region moves at once
+
+    # ---- acquisition ----------------------------------------------------------------------------------------
+    def _best_of(self, candidates: list[Architecture]) -> Architecture:
+        """The candidate of largest EI (a random unasked architecture when there is none)."""
+        if not candidates:
+            return self._unasked_sample()
+        if self._stale:
+            self.model.update(list(self.ok), np.fromiter(self.ok.values(), float, len(self.ok)))
+            self._stale = False
+        pend = [a for a in self.pending if a not in self.ok]
+        return candidates[int(np.argmax(self.model.ei(candidates, pend)))]
+
+    def _ask_in_region(self) -> Architecture:
+        if self.centre is None:
+            self.centre = max(self.ok, key=self.ok.__getitem__)
+        region = self.neighbours(self.centre)
+        fresh = [a for a in region if a not in self.asked]
+        if fresh:
+            return self._best_of(fresh)
+        if self.centre in self.pending or any(a in self.pending for a in region):
+            return self._best_of(self.candidates())  # results still out: decide later, explore meanwhile
+        self.restarts += 1  # a local optimum of the region: restart at random
+        self.centre = self._unasked_sample()
+        return self.centre
+
+    def candidates(self) -> list[Architecture]:
+        """Mutations of the best architectures plus random samples, without repeats or asked architectures."""
+        out: dict[Architecture, None] = {}
+        for parent in sorted(self.ok, key=lambda a: -self.ok[a])[:self.n_parents]:
+            kids = self.neighbours(parent)
+            if len(kids) > self.per_parent:
+                kids = [kids[int(i)] for i in self.rng.choice(len(kids), self.per_parent, replace=False)]
+            out.update((k, None) for k in kids if k not in self.asked)
+        for _ in range(self.n_random):
+            a = self.space.sample(self.rng)
+            if a not in self.asked:
+                out[a] = None
+        return list(out)
+
+    def neighbours(self, arch: Architecture) -> list[Architecture]:
+        """``space.neighbours`` with a cache (the same parents come back ask after ask)."""
+        got = self._neighbours.get(arch)
+        if got is None:
+            if len(self._neighbours) > 10_000:
+                self._neighbours.clear()
+            got = self._neighbours[arch] = self.space.neighbours(arch)
+        return got
+
+    def _unasked_sample(self, tries: int = 1000) -> Architecture:
+        """A random architecture not asked before (any random one once the space seems exhausted)."""
+        for _ in range(tries):
+            a = self.space.sample(self.rng)
+            if a not in self.asked:
+                return a
+        return self.space.sample(self.rng)

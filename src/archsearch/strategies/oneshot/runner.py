@@ -1,0 +1,212 @@
+"""The one-shot study: a supernet search run as a resumable study in a run directory.
+
+Same run directory as a black-box study (``study.db``, ``best.json``, ``best.pt``), so ``archsearch show`` and
+``archsearch.load`` read it unchanged, plus ``checkpoint.pt``. The steps:
+
+1. search epochs; after each one the supernet, α, both optimisers, the generators' states and the strategy's own
+   state go to ``checkpoint.pt`` (atomically), and the epoch's metrics, architecture weights and derived
+   architecture to the ``epochs`` table; ``resume`` reloads the checkpoint and continues from the next epoch, so
+   an interrupted search ends exactly where an uninterrupted one does;
+2. derive the architecture;
+3. evaluate it with the run's evaluator (by default: train it from scratch with the training evaluator) and store
+   it as trial 0, the run's best.
+
+Budget: ``epochs`` search epochs; ``seconds`` (optional) is the search's compute budget: NASIB sizes its run to it
+(epochs = budget / time of one epoch), the other strategies stop after the epoch in which it runs out.
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+from ... import __version__
+from ...errors import UserError
+from ...evaluators import EvaluatorSpec
+from ...evaluators.training import cached_data
+from ...objective import objective_from_config, parse_objective
+from ...result import Result
+from ...space import Architecture
+from ...spaces import get_space
+from ...storage import RunStore, TrialRecord
+from ...study import BEST_JSON, BEST_WEIGHTS, StudySummary, default_run_dir, summarize, trial_seed
+from .base import ONESHOT, OneShotStrategy, make_oneshot, parse_options
+
+CHECKPOINT = "checkpoint.pt"
+KIND = "oneshot"
+
+
+@dataclass
+class EpochProgress:
+    """What the study reports after every search epoch (for progress bars and logs)."""
+
+    epoch: int  # epochs done
+    total: int  # epochs planned (NASIB knows it after its first, timed, epoch)
+    metrics: dict[str, float]
+    arch: Architecture | None
+    elapsed: float
+
+
+def is_oneshot_run(run_dir: str | Path) -> bool:
+    """Whether ``run_dir`` holds a one-shot run (its stored configuration says so)."""
+    if not RunStore.is_run(run_dir):
+        return False
+    store = RunStore(run_dir)
+    try:
+        cfg = store.get_meta("config") or {}
+    finally:
+        store.close()
+    return cfg.get("kind") == KIND or cfg.get("strategy", {}).get("name") in ONESHOT
+
+
+class OneShotStudy:
+    """Create with :meth:`create`, continue with :meth:`resume`, then :meth:`run`."""
+
+    def __init__(self, run_dir: Path, store: RunStore, config: dict[str, Any]):
+        self.run_dir, self.store, self.config = run_dir, store, config
+        self.space = get_space(config["space"]["name"], **config["space"]["config"])
+        self.strategy_name = config["strategy"]["name"]
+        self.spec = EvaluatorSpec(config["space"]["name"], config["space"]["config"], config["evaluator"]["name"],
+                                  config["evaluator"]["options"])
+        self.objective = objective_from_config(config["objective"])
+
+    # ---- construction -----------------------------------------------------------------------------------------
+    @classmethod
+    def create(cls, *, space: str, strategy: str, epochs: int, seed: int = 0, space_config: dict | None = None,
+               strategy_options: dict | None = None, evaluator: str = "train", evaluator_options: dict | None = None,
+               objective: Any = None, run_dir: str | Path | None = None, seconds: float | None = None,
+               data: str | None = None, device: str | None = None) -> "OneShotStudy":
+        space_config, options = dict(space_config or {}), dict(strategy_options or {})
+        cls_ = ONESHOT.get(strategy)
+        get_space(space, **space_config)
+        if epochs < 1:
+            raise UserError(f"a one-shot search needs at least one epoch, got {epochs}")
+        if seconds is not None and seconds <= 0:
+            raise UserError(f"the time budget must be positive, got {seconds}")
+        if strategy == "nasib" and seconds is not None:
+            options.setdefault("budget_seconds", seconds)
+        parse_options(cls_.Options, strategy, options)  # an unknown option fails here, before the run exists
+        objective = objective if objective is not None else parse_objective(None)
+        spec = EvaluatorSpec(space, space_config, evaluator, dict(evaluator_options or {}))
+        spec.build()  # a bad evaluator setting fails here too
+        run_dir = Path(run_dir) if run_dir else default_run_dir(space, strategy)
+        if RunStore.is_run(run_dir):
+            raise UserError(f"{run_dir} already holds a run; resume it with --resume {run_dir}")
+        config = {
+            "version": __version__, "created": datetime.now().isoformat(timespec="seconds"), "kind": KIND,
+            "space": {"name": space, "config": space_config}, "strategy": {"name": strategy, "options": options},
+            "evaluator": {"name": evaluator, "options": spec.options}, "objective": objective.config(),
+            "budget": {"epochs": int(epochs), "seconds": seconds, "trials": 1}, "seed": int(seed),
+            "data": data, "device": device,
+        }
+        store = RunStore(run_dir, create=True)
+        store.set_meta("config", config)
+        store.set_meta("elapsed_seconds", 0.0)
+        return cls(run_dir, store, config)
+
+    @classmethod
+    def resume(cls, run_dir: str | Path) -> "OneShotStudy":
+        run_dir = Path(run_dir)
+        if not RunStore.is_run(run_dir):
+            raise UserError(f"{run_dir} is not an archsearch run directory (no study.db)")
+        store = RunStore(run_dir)
+        config = store.get_meta("config")
+        if not config or config.get("kind") != KIND:
+            raise UserError(f"{run_dir} is not a one-shot run")
+        return cls(run_dir, store, config)
+
+    @property
+    def epochs_done(self) -> int:
+        return len(self.store.epochs())
+
+    # ---- the run ----------------------------------------------------------------------------------------------
+    def make_strategy(self) -> OneShotStrategy:
+        c = self.config
+        return make_oneshot(self.strategy_name, self.space, cached_data(c.get("data")), c["budget"]["epochs"],
+                            seed=c["seed"], device=c.get("device"), **c["strategy"]["options"])
+
+    def run(self, on_epoch: Callable[[EpochProgress], None] | None = None,
+            on_train: Callable[[Architecture], None] | None = None) -> StudySummary:
+        """Search (from the last checkpoint, if any), derive, evaluate the derived architecture, store it."""
+        strategy = self.make_strategy()
+        ckpt = self.run_dir / CHECKPOINT
+        elapsed0 = 0.0
+        if ckpt.exists():
+            state = torch.load(ckpt, map_location="cpu", weights_only=False)
+            strategy.load_state_dict(state["strategy"])
+            elapsed0 = float(state["elapsed"])
+            self.store.add_epoch(**state["record"])  # in case the process died between the two writes
+        t0 = time.perf_counter()
+
+        def elapsed() -> float:
+            return elapsed0 + time.perf_counter() - t0
+
+        seconds = self.config["budget"].get("seconds")
+        cap = seconds if self.strategy_name != "nasib" else None
+        while strategy.epoch < strategy.total_epochs and not (cap is not None and elapsed() >= cap):
+            metrics = strategy.run_epoch()
+            arch = strategy.epoch_architecture()
+            metrics["seconds"] = elapsed()
+            alphas = strategy.supernet.probabilities() if strategy.searches_alpha else None
+            record = {"epoch": strategy.epoch, "metrics": metrics, "alphas": alphas, "arch": arch,
+                      "extra_meta": {"elapsed_seconds": elapsed(), "total_epochs": strategy.total_epochs}}
+            _atomic_save({"strategy": strategy.state_dict(), "record": record, "elapsed": elapsed()}, ckpt)
+            self.store.add_epoch(**record)
+            if on_epoch is not None:
+                on_epoch(EpochProgress(strategy.epoch, strategy.total_epochs, metrics, arch, elapsed()))
+        trials = self.store.trials()
+        if not trials or not trials[0].done:
+            self._evaluate(strategy, trials[0] if trials else None, elapsed, on_train)
+        return summarize(self.run_dir)
+
+    def _evaluate(self, strategy: OneShotStrategy, trial: TrialRecord | None, elapsed: Callable[[], float],
+                  on_train: Callable[[Architecture], None] | None) -> None:
+        arch = strategy.derive()
+        search_seconds = elapsed()
+        seed = trial_seed(self.config["seed"], 0)
+        if trial is None:
+            self.store.add_trial(0, arch, seed, ask_event=0)
+        else:
+            self.store.restart_trial(0)
+        if on_train is not None:
+            on_train(arch)
+        epochs = self.store.epochs()
+        last = epochs[-1].metrics if epochs else {}
+        try:
+            result = self.spec.build().evaluate(arch, seed)
+        except Exception as e:  # noqa: BLE001 - an evaluation that crashes is a failed trial, not a lost search
+            result = Result.failure(f"{type(e).__name__}: {e}")
+        metrics = {**result.metrics, "search_seconds": search_seconds, "search_epochs": float(strategy.epoch),
+                   "supernet_val_accuracy": last.get("val_accuracy")}
+        score = self.objective.score(Result(metrics, result.status, result.error))
+        self.store.finish_trial(0, score.status, score.value, score.values, metrics, result.error, tell_event=1,
+                                extra_meta={"elapsed_seconds": elapsed()})
+        if score.status == "ok":
+            self._write_best(arch, score.value, metrics, result.state_dict)
+
+    def _write_best(self, arch: Architecture, value: float | None, metrics: dict[str, Any],
+                    state: dict | None) -> None:
+        """best.json / best.pt in the black-box study's format (see Study._write_best)."""
+        if state is not None:
+            _atomic_save(state, self.run_dir / BEST_WEIGHTS)
+        doc = {"trial": 0, "architecture": arch.to_dict(), "text": self.space.format(arch), "value": value,
+               "objective": self.objective.describe(), "val_accuracy": metrics.get("val_accuracy"),
+               "test_accuracy": metrics.get("test_accuracy"), "metrics": metrics,
+               "weights": BEST_WEIGHTS if state is not None else None,
+               "space": {"name": self.spec.space, "config": self.spec.space_config},
+               "strategy": self.strategy_name}
+        tmp = self.run_dir / (BEST_JSON + ".tmp")
+        tmp.write_text(json.dumps(doc, indent=2, default=float))
+        os.replace(tmp, self.run_dir / BEST_JSON)
+
+
+def _atomic_save(obj: Any, path: Path) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)

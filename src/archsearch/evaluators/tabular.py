@@ -88,6 +88,13 @@ def _parse_cell(text: str) -> CellKey:
     return cell_key(from_string(text))  # the slow path: lenient spacing, precise error messages
 
 
+def _parse_cell_or_none(text: str) -> CellKey | None:
+    try:
+        return _parse_cell(text)
+    except ArchitectureError:
+        return None
+
+
 def load_table(path: str | Path) -> dict[CellKey, TableRow]:
     """Read a NAS-Bench-201 table into ``{cell key: TableRow}`` (see :func:`cell_key`). Raises UserError (one
     line, naming the file and the problem) for an unreadable file, a missing column, a bad number, a bad or
@@ -148,6 +155,11 @@ class TabularEvaluator:
     """Looks an nb201 architecture up in a table (loaded once). A cell missing from the table gives a failed
     Result, not an exception.
 
+    Further metric tables (``metrics_tables``: CSV files joined on ``arch``, see :mod:`.metrics_table`) add
+    their columns to every result; by default the packaged six-device latency table of NAS-Bench-201 is joined
+    (``metrics_tables=[]`` joins none). ``hardware=DEVICE`` also reports the column ``DEVICE_ms`` as
+    ``latency_ms``, so that latency constraints and Pareto objectives work on the table.
+
     Simulated cost (``Result.cost_seconds``), so that time-budgeted comparisons are possible:
     ``seconds_per_query + seconds_per_epoch * epochs``, where ``epochs`` is the table's training length (12 for
     the shipped table). Both rates default to 0; the model is deliberately flat (every cell costs the same)
@@ -157,7 +169,8 @@ class TabularEvaluator:
     name = "tabular"
 
     def __init__(self, space: SearchSpace, table: str | Path | None = None, seconds_per_query: float = 0.0,
-                 seconds_per_epoch: float = 0.0, epochs: int = TABLE_EPOCHS):
+                 seconds_per_epoch: float = 0.0, epochs: int = TABLE_EPOCHS,
+                 metrics_tables: str | Path | list[str | Path] | None = None, hardware: str | None = None):
         _check_space(space)
         if seconds_per_query < 0 or seconds_per_epoch < 0 or epochs < 0:
             raise UserError("tabular evaluator: seconds_per_query, seconds_per_epoch and epochs must be >= 0")
@@ -172,6 +185,47 @@ class TabularEvaluator:
         # the hot path: cell key -> ready metrics dict (copied per result, so callers may mutate theirs)
         self._metrics = {k: {"val_accuracy": r.val_accuracy, "test_accuracy": r.test_accuracy,
                              "arch_index": float(r.arch_index)} for k, r in self.rows.items()}
+        self.metrics_tables = self._join(metrics_tables, hardware)
+        self.hardware = hardware
+
+    def _join(self, tables: str | Path | list[str | Path] | None, hardware: str | None) -> list[str] | None:
+        """Add the columns of the metrics tables (and ``latency_ms`` for ``hardware``) to every row."""
+        from .metrics_table import default_metrics_table_path, device_column, load_metrics_table
+
+        given = None if tables is None else [str(t) for t in ([tables] if isinstance(tables, (str, Path))
+                                                              else tables)]
+        paths = [default_metrics_table_path()] if given is None else [Path(t).expanduser() for t in given]
+        loaded = [load_metrics_table(p) for p in paths]
+        columns = [c for t in loaded for c in t.columns]
+        dup = sorted({c for c in columns if columns.count(c) > 1})
+        if dup:
+            raise UserError(f"metrics tables: column(s) {', '.join(dup)} given by more than one table")
+        latency = device_column(hardware, columns, paths) if hardware is not None else None
+        by_cell = [self._by_cell(t) for t in loaded]
+        for key, row in self.rows.items():
+            m = self._metrics[key]
+            for t, cells in zip(loaded, by_cell):
+                extra = t.rows.get(cells[key] if cells is not None and key in cells else row.arch_index)
+                if extra is not None and (cells is None or key in cells):
+                    m.update(extra)
+            if latency is not None and latency in m:
+                m["latency_ms"] = m[latency]
+        self.metric_columns = tuple(columns) + (("latency_ms",) if latency else ())
+        return given
+
+    @staticmethod
+    def _by_cell(table: Any) -> dict[CellKey, int] | None:
+        """cell key -> the metrics table's index, when it has cell strings (then the join is by cell, so that an
+        accuracy table numbered differently still meets the right rows); None: join on ``arch``."""
+        if not table.cells:
+            return None
+        out: dict[CellKey, int] = {}
+        for idx, text in table.cells.items():
+            key = _parse_cell_or_none(text)
+            if key is None:
+                raise UserError(f"metrics table {table.path}: arch {idx}: cell string {text!r} does not parse")
+            out[key] = idx
+        return out
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -199,8 +253,13 @@ class TabularEvaluator:
         return Architecture(zip(_LABELS, key)), row
 
     def config(self) -> dict[str, Any]:
-        return {"table": self.table, "seconds_per_query": self.seconds_per_query,
-                "seconds_per_epoch": self.seconds_per_epoch, "epochs": self.epochs}
+        cfg = {"table": self.table, "seconds_per_query": self.seconds_per_query,
+               "seconds_per_epoch": self.seconds_per_epoch, "epochs": self.epochs}
+        if self.metrics_tables is not None:
+            cfg["metrics_tables"] = list(self.metrics_tables)
+        if self.hardware is not None:
+            cfg["hardware"] = self.hardware
+        return cfg
 
     def _describe(self, arch: Architecture) -> str:
         try:

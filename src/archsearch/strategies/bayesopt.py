@@ -120,6 +120,16 @@ class GPSurrogate:
         fantasy.fit(np.vstack([self.encoder.many(self.archs), Xp]), np.concatenate([self.y, fake]))
         return fantasy
 
+    def predict(self, candidates: list[Architecture], pending: list[Architecture] = ()) -> tuple[np.ndarray,
+                                                                                                  np.ndarray]:
+        """Posterior mean and std (in the model's units) of each candidate, pending architectures counted as
+        observed (multi-objective and constrained BO build their acquisitions on this)."""
+        X = self.encoder.many(candidates)
+        if self._threads is None:
+            self._threads = ThreadpoolController()
+        with self._threads.limit(limits=1, user_api="blas"):
+            return self._with_pending(list(pending)).predict(X, return_std=True)
+
     def ei(self, candidates: list[Architecture], pending: list[Architecture] = (),
            best: float | None = None) -> np.ndarray:
         """Expected improvement of each candidate over ``best`` (default: the best value, in the model's units),

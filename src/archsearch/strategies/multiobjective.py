@@ -1,0 +1,339 @@
+"""Multi-objective and constrained versions of our best single-objective strategies.
+
+* ``bo-ehvi``: Bayesian optimisation with one GP per objective (the GP of :mod:`.bayesopt`: a kernel on the
+  architecture encoding, Gaussian-copula warping of each objective) and expected hypervolume improvement as the
+  acquisition (Emmerich, Giannakoglou & Naujoks, "Single- and multiobjective evolutionary optimization assisted
+  by Gaussian random field metamodels", IEEE TEC 2006), estimated by Monte Carlo with common random numbers
+  (Daulton, Balandat & Bakshy, "Differentiable Expected Hypervolume Improvement", NeurIPS 2020). The hypervolume
+  is taken in the warped objective space with the reference point at the nadir of the current front minus 10%
+  of its range (BoTorch's ``infer_reference_point``); nothing about a benchmark's reference point is used.
+  EHVI is exact-by-sampling for one and two objectives; with three or more, ``bo-ehvi`` uses ParEGO's
+  scalarisations instead (the staircase HVI below is two-dimensional).
+* ``bo-parego``: ParEGO (Knowles, "ParEGO: a hybrid algorithm with on-line landscape approximation for expensive
+  multiobjective optimization problems", IEEE TEC 2006): each ask draws a random weight vector, scalarises the
+  normalised objectives by the augmented Tchebycheff function and maximises single-objective EI on a GP of it.
+* ``local-pareto``: Pareto local search (Paquete, Chiarandini & Stützle, "Pareto local optimum sets in the
+  biobjective traveling salesman problem", 2004): the one-decision neighbourhood of each member of the archive
+  of non-dominated architectures is evaluated; once every member has been explored, restart at random (as the
+  single-objective local search does: White, Nolen & Savani, UAI 2021).
+* ``bo-constrained``: the single-objective ``bo`` (trust region, EI) with the acquisition multiplied by the
+  probability of feasibility (Gardner et al., "Bayesian Optimization with Inequality Constraints", ICML 2014;
+  Gelbart, Snoek & Adams, UAI 2014).
+
+Constraints (all four): infeasible observations never enter the front or the incumbent, but they are data: the
+objective models learn from them, and a feasibility model weights every acquisition by the probability that a
+candidate satisfies the constraints. Without the ``constraints`` option that model is a GP on the feasible /
+infeasible labels the strategy is told; with ``constraints=["latency_ms<=10"]`` (what ``archsearch benchmark``
+passes) it is one GP per constrained metric on the metric's values, P(metric <= bound) under its posterior.
+Several asks in flight: pending architectures are kriging-believer fantasies in every GP (see :mod:`.bayesopt`).
+"""
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import numpy as np
+from scipy.stats import norm
+
+from ..hardware.objectives import Constraint, parse_constraint
+from ..result import Observation
+from ..space import Architecture, SearchSpace
+from .base import Strategy, register_strategy
+from .bayesopt import BayesianOptimization, GPSurrogate, expected_improvement
+from .encodings import Encoder
+
+__all__ = ["pareto_mask", "hvi_samples", "FeasibilityModel", "MultiObjectiveBO", "ParetoLocalSearch",
+           "ConstrainedBO"]
+
+
+# ---- Pareto helpers (every component maximised) ----------------------------------------------------------------
+def pareto_mask(Y: np.ndarray) -> np.ndarray:
+    """Boolean mask of the non-dominated rows of ``Y`` (n, k); duplicates of a front point all count."""
+    Y = np.asarray(Y, dtype=float)
+    if len(Y) == 0:
+        return np.zeros(0, bool)
+    ge = (Y[:, None, :] >= Y[None, :, :]).all(-1)  # ge[j, i]: j at least as good as i everywhere
+    gt = (Y[:, None, :] > Y[None, :, :]).any(-1)
+    return ~(ge & gt).any(0)
+
+
+def hvi_samples(S: np.ndarray, front: np.ndarray, ref: np.ndarray) -> np.ndarray:
+    """Hypervolume improvement of each sampled point ``S[..., k]`` over ``front`` (m, k) above ``ref`` (k,), for
+    k = 1 or 2 (maximisation): the area the point adds to the staircase of the front."""
+    k = S.shape[-1]
+    if k == 1:
+        best = max(float(ref[0]), float(front[:, 0].max()) if len(front) else -math.inf)
+        return np.maximum(S[..., 0] - best, 0.0)
+    if k != 2:
+        raise ValueError("hvi_samples handles one or two objectives")
+    f = front[(front > ref).all(1)] if len(front) else front.reshape(0, 2)
+    f = f[pareto_mask(f)] if len(f) else f
+    f = f[np.argsort(f[:, 0])]  # x ascending, so y descending
+    # segments of x: [ref_x, x_1], (x_1, x_2], ..., (x_m, inf) with the front's height y_1, y_2, ..., ref_y
+    lo = np.concatenate([[ref[0]], f[:, 0]])
+    hi = np.concatenate([f[:, 0], [np.inf]])
+    height = np.concatenate([f[:, 1], [ref[1]]])
+    x, y = S[..., 0:1], S[..., 1:2]
+    width = np.clip(np.minimum(x, hi) - lo, 0.0, None)
+    return (width * np.clip(y - height, 0.0, None)).sum(-1)
+
+
+def _vector(obs: Observation) -> tuple[float, ...]:
+    return tuple(float(v) for v in obs.values) if obs.values is not None else (float(obs.value),)
+
+
+def _parse_constraints(constraints: Sequence[str] | str | None) -> tuple[Constraint, ...]:
+    if constraints is None:
+        return ()
+    if isinstance(constraints, str):
+        constraints = [constraints]
+    return tuple(c if isinstance(c, Constraint) else parse_constraint(c, known=None) for c in constraints)
+
+
+class FeasibilityModel:
+    """P(feasible) of candidate architectures, from the observations told (see the module docstring)."""
+
+    def __init__(self, encoder: Encoder, constraints: tuple[Constraint, ...] = ()):
+        self.constraints = constraints
+        self.models = [GPSurrogate(encoder, "standard") for _ in (constraints or (None,))]
+        self.archs: list[Architecture] = []
+        self.feasible: list[bool] = []
+        self.metrics: list[dict] = []
+        self._stale = False
+
+    def add(self, obs: Observation) -> None:
+        self.archs.append(obs.arch)
+        self.feasible.append(bool(obs.feasible))
+        self.metrics.append(obs.metrics)
+        self._stale = True
+
+    @property
+    def active(self) -> bool:
+        """Worth modelling once something infeasible has been seen."""
+        return not all(self.feasible)
+
+    def probability(self, candidates: list[Architecture], pending: list[Architecture]) -> np.ndarray:
+        if not self.active or not candidates:
+            return np.ones(len(candidates))
+        if self._stale:
+            self._update()
+        p = np.ones(len(candidates))
+        if not self.constraints:
+            mean, std = self.models[0].predict(candidates, pending)
+            return norm.cdf(mean / np.maximum(std, 1e-9))
+        for c, model in zip(self.constraints, self.models):
+            if not model.archs:
+                continue
+            mean, std = model.predict(candidates, pending)
+            z = (c.bound - mean) / np.maximum(std, 1e-9)
+            p *= norm.cdf(z if c.op in ("<=", "<") else -z)
+        return p
+
+    def _update(self) -> None:
+        if not self.constraints:
+            self.models[0].update(self.archs, np.where(self.feasible, 1.0, -1.0))
+        else:
+            for c, model in zip(self.constraints, self.models):
+                pairs = [(a, c.value(m)) for a, m in zip(self.archs, self.metrics) if c.value(m) is not None]
+                if pairs:
+                    model.update([a for a, _ in pairs], np.array([v for _, v in pairs]))
+        self._stale = False
+
+
+class _ModelBased(Strategy):
+    """Shared bookkeeping: what was asked and told (value vectors, feasibility), the feasible front, candidates."""
+
+    def __init__(self, space: SearchSpace, seed: int = 0, n_init: int = 10, n_random: int = 200,
+                 encoding: str = "both", constraints: Sequence[str] | str | None = None):
+        super().__init__(space, seed)
+        if n_init < 1 or n_random < 0:
+            raise ValueError(f"{self.name} needs n_init >= 1 and n_random >= 0")
+        self.n_init, self.n_random = int(n_init), int(n_random)
+        self.encoder = Encoder(space, mode=encoding)
+        self.feasibility = FeasibilityModel(self.encoder, _parse_constraints(constraints))
+        self.asked: set[Architecture] = set()
+        self.told: dict[Architecture, tuple[tuple[float, ...], bool]] = {}  # successful: (vector, feasible)
+        self._neighbours: dict[Architecture, list[Architecture]] = {}
+
+    def _tell(self, obs: Observation) -> None:
+        self.asked.add(obs.arch)
+        if obs.failed:
+            return
+        self.told[obs.arch] = (_vector(obs), bool(obs.feasible))
+        self.feasibility.add(obs)
+
+    def front(self) -> list[Architecture]:
+        """The feasible non-dominated architectures told so far."""
+        archs = [a for a, (_, ok) in self.told.items() if ok]
+        if not archs:
+            return []
+        mask = pareto_mask(np.array([self.told[a][0] for a in archs]))
+        return [a for a, m in zip(archs, mask) if m]
+
+    def neighbours(self, arch: Architecture) -> list[Architecture]:
+        got = self._neighbours.get(arch)
+        if got is None:
+            got = self._neighbours[arch] = self.space.neighbours(arch)
+        return got
+
+    def candidates(self) -> list[Architecture]:
+        """Unasked neighbours of the front plus ``n_random`` unasked random architectures."""
+        out: dict[Architecture, None] = {}
+        for a in self.front():
+            out.update((n, None) for n in self.neighbours(a) if n not in self.asked)
+        for _ in range(self.n_random):
+            a = self.space.sample(self.rng)
+            if a not in self.asked:
+                out[a] = None
+        return list(out)
+
+    def _unasked_sample(self, tries: int = 1000) -> Architecture:
+        for _ in range(tries):
+            a = self.space.sample(self.rng)
+            if a not in self.asked:
+                return a
+        return self.space.sample(self.rng)
+
+
+@register_strategy("bo-ehvi")
+class MultiObjectiveBO(_ModelBased):
+    """GP-based multi-objective BO by expected hypervolume improvement (``acquisition="ehvi"``) or ParEGO's
+    random augmented-Tchebycheff scalarisations (``"parego"``); see the module docstring. Options: ``n_init``
+    random architectures first, ``n_random`` random candidates per ask (besides the front's neighbours),
+    ``samples`` Monte Carlo samples for EHVI, ``rho`` ParEGO's augmentation, ``encoding``, ``constraints``."""
+
+    def __init__(self, space: SearchSpace, seed: int = 0, acquisition: str = "ehvi", n_init: int = 10,
+                 n_random: int = 200, samples: int = 64, rho: float = 0.05, encoding: str = "both",
+                 constraints: Sequence[str] | str | None = None):
+        super().__init__(space, seed, n_init, n_random, encoding, constraints)
+        if acquisition not in ("ehvi", "parego") or samples < 1:
+            raise ValueError(f"{self.name}: acquisition must be 'ehvi' or 'parego', samples >= 1")
+        self.acquisition, self.samples, self.rho = acquisition, int(samples), float(rho)
+        self.models: list[GPSurrogate] = []
+
+    def _ask(self) -> Architecture:
+        if len(self.asked) < self.n_init or sum(ok for _, ok in self.told.values()) < 2:
+            arch = self._unasked_sample()
+        else:
+            cands = self.candidates()
+            arch = cands[int(np.argmax(self._score(cands)))] if cands else self._unasked_sample()
+        self.asked.add(arch)
+        return arch
+
+    def _score(self, cands: list[Architecture]) -> np.ndarray:
+        archs = list(self.told)
+        Y = np.array([self.told[a][0] for a in archs])
+        feasible = np.array([self.told[a][1] for a in archs])
+        pend = [a for a in self.pending if a not in self.told]
+        k = Y.shape[1]
+        if self.acquisition == "parego" or k > 2:
+            acq = self._parego(archs, Y, feasible, cands, pend)
+        else:
+            acq = self._ehvi(archs, Y, feasible, cands, pend)
+        return acq * self.feasibility.probability(cands, pend)
+
+    def _models(self, k: int) -> list[GPSurrogate]:
+        while len(self.models) < k:
+            self.models.append(GPSurrogate(self.encoder))
+        return self.models[:k]
+
+    def _ehvi(self, archs, Y, feasible, cands, pend) -> np.ndarray:
+        k = Y.shape[1]
+        W = np.empty_like(Y)  # warped objectives: the models' units
+        means, stds = [], []
+        for j, model in enumerate(self._models(k)):
+            model.update(archs, Y[:, j])
+            W[:, j] = model.y
+            m, s = model.predict(cands, pend)
+            means.append(m)
+            stds.append(s)
+        F = W[feasible]
+        front = F[pareto_mask(F)]
+        lo, hi = front.min(0), front.max(0)
+        ref = lo - 0.1 * np.where(hi > lo, hi - lo, 1.0)
+        z = self.rng.standard_normal((1, self.samples, k))  # common random numbers across candidates
+        S = np.stack(means, -1)[:, None, :] + np.stack(stds, -1)[:, None, :] * z
+        return hvi_samples(S, front, ref).mean(1)
+
+    def _parego(self, archs, Y, feasible, cands, pend) -> np.ndarray:
+        k = Y.shape[1]
+        lam = self.rng.dirichlet(np.ones(k))
+        lo, hi = Y.min(0), Y.max(0)
+        Z = (Y - lo) / np.where(hi > lo, hi - lo, 1.0)
+        s = (lam * Z).min(1) + self.rho * (lam * Z).sum(1)  # augmented Tchebycheff (maximised)
+        model = self._models(1)[0]
+        model.update(archs, s)
+        mean, std = model.predict(cands, pend)
+        best = float(model.y[feasible].max()) if feasible.any() else float(model.y.max())
+        return expected_improvement(mean, std, best)
+
+
+@register_strategy("bo-parego")
+def _bo_parego(space: SearchSpace, seed: int = 0, **options) -> MultiObjectiveBO:
+    """ParEGO: :class:`MultiObjectiveBO` with ``acquisition="parego"``."""
+    s = MultiObjectiveBO(space, seed, acquisition="parego", **options)
+    s.name = "bo-parego"
+    return s
+
+
+@register_strategy("local-pareto")
+class ParetoLocalSearch(_ModelBased):
+    """Pareto local search (see the module docstring): explores the neighbourhood of every archive member in turn,
+    in random order; random restarts once the whole archive is explored. Options: ``n_init``, ``constraints``
+    (unused: feasibility comes from the observations)."""
+
+    def __init__(self, space: SearchSpace, seed: int = 0, n_init: int = 10,
+                 constraints: Sequence[str] | str | None = None):
+        super().__init__(space, seed, n_init=n_init, n_random=0)
+        self.explored: set[Architecture] = set()
+        self.queue: list[Architecture] = []
+        self.restarts = 0
+
+    def _ask(self) -> Architecture:
+        if len(self.asked) >= self.n_init and not self.queue:
+            self._next_member()
+        while self.queue:
+            a = self.queue.pop()
+            if a not in self.asked:
+                self.asked.add(a)
+                return a
+        a = self._unasked_sample()
+        self.asked.add(a)
+        return a
+
+    def _next_member(self) -> None:
+        todo = [a for a in self.front() if a not in self.explored]
+        if not todo:
+            if self.told and not self.pending:
+                self.restarts += 1
+            return  # the caller samples at random (a restart, or while results are still out)
+        member = todo[int(self.rng.integers(len(todo)))]
+        self.explored.add(member)
+        nbrs = self.neighbours(member)
+        self.queue = [nbrs[int(i)] for i in self.rng.permutation(len(nbrs)) if nbrs[int(i)] not in self.asked]
+
+
+@register_strategy("bo-constrained")
+class ConstrainedBO(BayesianOptimization):
+    """``bo`` whose expected improvement is weighted by the probability of feasibility (see the module
+    docstring); every ``bo`` option, plus ``constraints``."""
+
+    def __init__(self, space: SearchSpace, seed: int = 0, constraints: Sequence[str] | str | None = None,
+                 **options):
+        super().__init__(space, seed, **options)
+        self.feasibility = FeasibilityModel(self.model.encoder, _parse_constraints(constraints))
+
+    def _tell(self, obs: Observation) -> None:
+        super()._tell(obs)
+        if not obs.failed:
+            self.feasibility.add(obs)
+
+    def _best_of(self, candidates: list[Architecture]) -> Architecture:
+        if not candidates:
+            return self._unasked_sample()
+        if self._stale:
+            self.model.update(list(self.ok), np.fromiter(self.ok.values(), float, len(self.ok)))
+            self._stale = False
+        pend = [a for a in self.pending if a not in self.ok]
+        acq = self.model.ei(candidates, pend) * self.feasibility.probability(candidates, pend)
+        return candidates[int(np.argmax(acq))]

@@ -41,3 +41,4 @@ try:  # the cell space is written in its own module
     from . import cell  # noqa: F401
 except ImportError:  # pragma: no cover
     pass
+from . import hierarchical  # noqa: E402,F401  (issue 11: Liu et al. ICLR 2018)

@@ -8,6 +8,7 @@ from .base import ONESHOT, OneShotOptions, OneShotStrategy, make_oneshot, regist
 from .supernet import Supernet, SupernetChooser, build_supernet  # noqa: F401
 from . import darts, gdas, nasib, proxyless, spos  # noqa: F401,E402  (register the strategies)
 from . import fbnet  # noqa: F401,E402  (issue 6: FBNet, Gumbel-softmax + latency-table loss)
+from . import pdarts, unas  # noqa: F401,E402  (issue 11: P-DARTS, UNAS)
 try:
     from . import enas  # noqa: F401  (needs archsearch.strategies.rl's controller)
 except ImportError:  # pragma: no cover

@@ -9,7 +9,7 @@ import shlex
 import sys
 import time
 from pathlib import Path
-from typing import Optional
+from typing import List, Optional
 
 import typer
 from rich.console import Console
@@ -43,9 +43,24 @@ def benchmark(
                                          help="Benchmark CSV (columns arch, cellstr, cifar10-val, cifar10-test) "
                                               "[default: the packaged NAS-Bench-201 CIFAR-10 12-epoch table]."),
     workers: Optional[int] = typer.Option(None, "--workers", help="Worker processes [default: every core]."),
+    objectives: Optional[str] = typer.Option(None, "--objectives", help="Hardware-aware mode: metrics to trade "
+                                             "off, e.g. val_accuracy,latency_ms (hypervolume of the fronts found)."),
+    hardware: Optional[str] = typer.Option(None, "--hardware", help="Device whose measured latency is latency_ms: "
+                                           "pixel3, raspi4, fpga, eyeriss, xeon_gold_6226, titan_rtx."),
+    constraint: Optional[List[str]] = typer.Option(None, "--constraint", help="Hard constraint, repeatable, e.g. "
+                                                   "latency_ms<=10.676 (incumbent: best feasible)."),
+    metrics_table: Optional[List[Path]] = typer.Option(None, "--metrics-table", help="Further metric table(s) "
+                                                       "joined on arch [default: the packaged NB201 latencies]."),
 ) -> None:
-    """Run every strategy on the same seeds against a tabular benchmark; report the incumbent's test accuracy."""
+    """Run every strategy on the same seeds against a tabular benchmark; report the incumbent's test accuracy
+    (or, with --objectives / --constraint / --hardware, the hypervolume of the fronts found or the feasible
+    incumbent's test accuracy)."""
     from .benchmark import run_benchmark, table_rows, write_outputs  # keep `archsearch --help` fast
+
+    if objectives or constraint or hardware or metrics_table:
+        from .cli_benchmark_hw import benchmark_hw
+        return benchmark_hw(space, strategies, seeds, trials, out, table, workers, objectives, hardware,
+                            constraint or [], metrics_table)
 
     if seeds < 1:
         raise UserError(f"--seeds must be positive, got {seeds}")

@@ -30,7 +30,8 @@ EVALUATOR_METRICS = {
 
 def search_options(objective: str | None, constraints: List[str] | None, evaluator: str,
                    latency_device: str | None, latency_threads: int, latency_table: Path | None,
-                   latency_clock: str = "wall"):
+                   latency_clock: str = "wall", hardware: str | None = None,
+                   metrics_tables: List[Path] | None = None):
     """The search's objective and the evaluator options its metrics need: latency is measured (on
     ``latency_device``, default cpu) when the objective or a constraint reads ``latency_ms``; a latency table
     adds ``predicted_latency_ms``."""
@@ -39,6 +40,11 @@ def search_options(objective: str | None, constraints: List[str] | None, evaluat
     obj = parse_objective(objective, constraints)
     needed = set(obj.metrics())
     reported = EVALUATOR_METRICS.get(evaluator)
+    if evaluator == "tabular":  # plus the joined metric tables' columns, and latency_ms for --hardware (issue 10)
+        from .evaluators.metrics_table import reported_metrics
+        reported = reported | reported_metrics(metrics_tables or None, hardware)
+    elif hardware is not None or metrics_tables:
+        raise UserError("--hardware and --metrics-table work with the tabular evaluator (--evaluator tabular)")
     if reported is not None:
         missing = sorted(needed - reported)
         if missing:

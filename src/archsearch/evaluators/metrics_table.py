@@ -139,3 +139,14 @@ def device_column(hardware: str, columns: Iterable[str], tables: Sequence[str | 
     devices = [c[:-3] for c in columns if c.endswith("_ms")] or columns
     where = f" in {', '.join(str(t) for t in tables)}" if tables else ""
     raise UserError(f"unknown hardware {hardware!r}{where}; choose from: {', '.join(devices) or '(none)'}")
+
+
+def reported_metrics(tables: Sequence[str | Path] | None, hardware: str | None) -> set[str]:
+    """The metrics the tables add (read from their headers; the packaged latency table when ``tables`` is None),
+    plus ``latency_ms`` for ``hardware`` (checked). For the command line's early checks."""
+    paths = [default_metrics_table_path()] if tables is None else [Path(t).expanduser() for t in tables]
+    cols = [c for p in paths for c in table_columns(p)]
+    if hardware is not None:
+        device_column(hardware, cols, paths if tables is not None else ())
+        cols.append("latency_ms")
+    return set(cols)

@@ -319,21 +319,29 @@ class ConstrainedBO(BayesianOptimization):
     docstring); every ``bo`` option, plus ``constraints``."""
 
     def __init__(self, space: SearchSpace, seed: int = 0, constraints: Sequence[str] | str | None = None,
-                 **options):
-        super().__init__(space, seed, **options)
+                 trust_region: bool = False, **options):
+        super().__init__(space, seed, trust_region=trust_region, **options)
         self.feasibility = FeasibilityModel(self.model.encoder, _parse_constraints(constraints))
+        self.values: dict[Architecture, float] = {}  # every successful observation, feasible or not
 
     def _tell(self, obs: Observation) -> None:
         super()._tell(obs)
         if not obs.failed:
+            self.values[obs.arch] = float(obs.value)
             self.feasibility.add(obs)
+            self._stale = True
 
     def _best_of(self, candidates: list[Architecture]) -> Architecture:
+        """EI over the best feasible value x P(feasible); the objective GP learns from infeasible results too
+        (their accuracy is as informative as anyone's: Gardner et al. 2014)."""
         if not candidates:
             return self._unasked_sample()
+        archs = list(self.values)
         if self._stale:
-            self.model.update(list(self.ok), np.fromiter(self.ok.values(), float, len(self.ok)))
+            self.model.update(archs, np.fromiter(self.values.values(), float, len(archs)))
             self._stale = False
-        pend = [a for a in self.pending if a not in self.ok]
-        acq = self.model.ei(candidates, pend) * self.feasibility.probability(candidates, pend)
+        feasible = np.array([a in self.ok for a in archs])
+        best = float(self.model.y[feasible].max()) if feasible.any() else float(self.model.y.max())
+        pend = [a for a in self.pending if a not in self.values]
+        acq = self.model.ei(candidates, pend, best=best) * self.feasibility.probability(candidates, pend)
         return candidates[int(np.argmax(acq))]

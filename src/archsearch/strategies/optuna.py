@@ -12,6 +12,13 @@ run store keeps the record. Registered samplers:
 * ``optuna-random``: Optuna's random sampler (a check of the adapter against our own random search).
 * ``optuna-nsgaii``: NSGA-II (Deb et al., 2002), Optuna's genetic algorithm, with its defaults.
 
+Constraints (``constraints=["latency_ms<=10"]``, as ``archsearch benchmark`` and ``search`` pass them to
+``optuna-tpe`` and ``optuna-nsgaii``): infeasible results are told
+with their values and each constraint's violation (metric minus bound, feasible when <= 0; ``Trial.set_constraint``
+in Optuna >= 5, ``constraints_func`` before), so that TPE becomes
+c-TPE (Watanabe & Hutter, IJCAI 2023) and NSGA-II uses Deb's constrained domination. Without it, infeasible
+results are told as failed trials.
+
 Multi-objective: when observations carry ``values`` (a Pareto objective), the Optuna study becomes a
 multi-objective one (every component maximised) at the first such tell, the trials in flight moving over with
 their parameters; NSGA-II and TPE (MOTPE) then search for the Pareto front, random sampling is unchanged.
@@ -20,13 +27,14 @@ from __future__ import annotations
 
 import warnings
 from collections import deque
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import optuna
 from optuna.distributions import CategoricalDistribution
 from optuna.samplers import BaseSampler
 from optuna.trial import Trial, TrialState
 
+from ..hardware.objectives import Constraint, parse_constraint
 from ..result import Observation
 from ..space import Architecture, Decision, SearchSpace
 from .base import Strategy, register_strategy
@@ -49,8 +57,10 @@ class OptunaStrategy(Strategy):
 
     name = "optuna"
 
-    def __init__(self, space: SearchSpace, seed: int = 0, sampler: BaseSampler | None = None):
+    def __init__(self, space: SearchSpace, seed: int = 0, sampler: BaseSampler | None = None,
+                 constraints: Sequence[Constraint] = ()):
         super().__init__(space, seed)
+        self.constraints = tuple(constraints)
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         self.sampler = sampler if sampler is not None else optuna.samplers.RandomSampler(seed=seed)
         self.study = optuna.create_study(direction="maximize", sampler=self.sampler)
@@ -98,8 +108,23 @@ class OptunaStrategy(Strategy):
         self._open.setdefault(arch, deque()).append(trial)
         return arch
 
+    def _violations(self, obs: Observation) -> list[float] | None:
+        """Each constraint's signed violation (<= 0: satisfied), when the sampler handles constraints."""
+        if not self.constraints or obs.failed:
+            return None
+        out = []
+        for c in self.constraints:
+            v = c.value(obs.metrics)
+            if v is None:
+                return None
+            out.append(v - c.bound if c.op in ("<=", "<") else c.bound - v)
+        if not obs.feasible and all(x <= 0 for x in out):  # strict bounds met with equality, or other constraints
+            out = [max(x, 1e-12) for x in out]
+        return out
+
     def _tell(self, obs: Observation) -> None:
-        ok = not obs.failed and obs.feasible
+        violations = self._violations(obs)
+        ok = not obs.failed and (obs.feasible or violations is not None)
         values = [float(v) for v in obs.values] if obs.values is not None else None
         if values is not None:
             self._use_objectives(len(values))
@@ -113,6 +138,8 @@ class OptunaStrategy(Strategy):
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
                 if ok:
+                    if violations is not None:
+                        _set_constraints(trial, self.constraints, violations)
                     self.study.tell(trial, values if values is not None else float(obs.value))
                 else:
                     self.study.tell(trial, state=TrialState.FAIL)
@@ -120,10 +147,38 @@ class OptunaStrategy(Strategy):
         if ok and self.space.contains(obs.arch):  # told without an ask: record it so the sampler learns from it
             self.study.add_trial(optuna.trial.create_trial(
                 params=self._to_params(obs.arch), distributions=self.distributions,
+                **({} if violations is None else {"constraints": dict(zip(map(str, self.constraints), violations))}
+                   if _NEW_CONSTRAINTS else {"user_attrs": {_CONSTRAINTS: violations}}),
                 **({"values": values} if values is not None else {"value": float(obs.value)})))
 
 
-def _make_sampler(strategy: str, factory: Callable[..., BaseSampler], seed: int, options: dict) -> BaseSampler:
+_CONSTRAINTS = "archsearch_constraints"
+_NEW_CONSTRAINTS = hasattr(Trial, "set_constraint")  # Optuna >= 5: constraints live on the trial
+
+
+def _constraints_func(trial: optuna.trial.FrozenTrial) -> Sequence[float]:  # Optuna < 5
+    return trial.user_attrs.get(_CONSTRAINTS, (0.0,))
+
+
+def _set_constraints(trial: Trial, constraints: Sequence[Constraint], violations: list[float]) -> None:
+    if _NEW_CONSTRAINTS:
+        for c, v in zip(constraints, violations):
+            trial.set_constraint(str(c), v)
+    else:
+        trial.set_user_attr(_CONSTRAINTS, violations)
+
+
+def _parse(constraints: Sequence[str] | str | None) -> tuple[Constraint, ...]:
+    if not constraints:
+        return ()
+    return tuple(parse_constraint(c, known=None) for c in ([constraints] if isinstance(constraints, str)
+                                                             else constraints))
+
+
+def _make_sampler(strategy: str, factory: Callable[..., BaseSampler], seed: int, options: dict,
+                  constraints: tuple[Constraint, ...] = ()) -> BaseSampler:
+    if constraints and not _NEW_CONSTRAINTS:
+        options = {**options, "constraints_func": _constraints_func}
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
@@ -136,11 +191,13 @@ def _make_sampler(strategy: str, factory: Callable[..., BaseSampler], seed: int,
 class OptunaTPE(OptunaStrategy):
     """Optuna's TPE with its default settings; options are ``TPESampler`` keyword arguments."""
 
-    def __init__(self, space: SearchSpace, seed: int = 0, **sampler_options: Any):
+    def __init__(self, space: SearchSpace, seed: int = 0, constraints: Sequence[str] | str | None = None,
+                 **sampler_options: Any):
         if int(optuna.__version__.split(".")[0]) < 5:  # Optuna 5 made multivariate TPE the default
             sampler_options.setdefault("multivariate", True)
-        sampler = _make_sampler(self.name, optuna.samplers.TPESampler, seed, sampler_options)
-        super().__init__(space, seed, sampler=sampler)
+        cons = _parse(constraints)
+        sampler = _make_sampler(self.name, optuna.samplers.TPESampler, seed, sampler_options, cons)
+        super().__init__(space, seed, sampler=sampler, constraints=cons)
 
 
 @register_strategy("optuna-random")
@@ -155,6 +212,8 @@ class OptunaRandom(OptunaStrategy):
 class OptunaNSGAII(OptunaStrategy):
     """Optuna's NSGA-II with its default settings; options are ``NSGAIISampler`` keyword arguments."""
 
-    def __init__(self, space: SearchSpace, seed: int = 0, **sampler_options: Any):
-        sampler = _make_sampler(self.name, optuna.samplers.NSGAIISampler, seed, sampler_options)
-        super().__init__(space, seed, sampler=sampler)
+    def __init__(self, space: SearchSpace, seed: int = 0, constraints: Sequence[str] | str | None = None,
+                 **sampler_options: Any):
+        cons = _parse(constraints)
+        sampler = _make_sampler(self.name, optuna.samplers.NSGAIISampler, seed, sampler_options, cons)
+        super().__init__(space, seed, sampler=sampler, constraints=cons)

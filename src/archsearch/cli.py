@@ -57,6 +57,10 @@ def search(
     evaluator: str = typer.Option("train", help="Performance estimator: train, tabular (nb201 only), or "
                                   "weight-sharing (a SPOS supernet trained for --epochs ranks architectures)."),
     table: Optional[Path] = typer.Option(None, help="Benchmark table CSV for the tabular evaluator."),
+    metrics_table: Optional[List[Path]] = typer.Option(None, "--metrics-table", help="Tabular: further metric "
+                                                       "table(s) joined on arch [default: NB201 latencies]."),
+    hardware: Optional[str] = typer.Option(None, "--hardware", help="Tabular: the device whose measured latency "
+                                           "is latency_ms (pixel3, raspi4, fpga, eyeriss, xeon_gold_6226, ...)."),
     objective: Optional[str] = typer.Option(None, help="Metric to maximise (default val_accuracy), min:NAME, "
                                             "mnasnet:TARGET_MS[,hard], or pareto[:M1,min:M2] (multi-objective)."),
     constraint: Optional[List[str]] = typer.Option(None, "--constraint", help="Hard constraint, repeatable: "
@@ -108,7 +112,7 @@ def search(
             raise UserError(f"--epochs must be at least 1, got {epochs}")
         from .cli_hardware import search_options
         objective_, hw_opts = search_options(objective, constraint, evaluator, latency_device, latency_threads,
-                                             latency_table, latency_clock)
+                                             latency_table, latency_clock, hardware, metrics_table)
         if data is not None and evaluator in ("train", "weight-sharing"):
             from .data import load_data
             load_data(data)  # a bad file fails here, in one line, before the run directory exists
@@ -120,7 +124,13 @@ def search(
             ev_opts = {"data": data, "epochs": epochs, "device": None if device == "auto" else device}
         else:
             ev_opts = {"table": str(table)} if table else {}
+            if metrics_table:
+                ev_opts["metrics_tables"] = [str(Path(t).resolve()) for t in metrics_table]
+            if hardware:
+                ev_opts["hardware"] = hardware
         st_opts = {**DEFAULT_STRATEGY_OPTIONS.get(strategy, {}), **parse_settings(strategy_opt, "strategy option")}
+        from .benchmark_hw import strategy_options  # constraint-aware strategies are told the constraints
+        st_opts = {**strategy_options(strategy, objective_), **st_opts}
         study = Study.create(space=space, strategy=strategy, evaluator=evaluator, budget=budget, seed=seed,
                              space_config=parse_settings(space_opt, "space setting"), strategy_options=st_opts,
                              evaluator_options=ev_opts, objective=objective_, run_dir=out,

@@ -97,3 +97,46 @@ class Run:
 def load(run_dir: str | Path) -> Run:
     summary = summarize(run_dir)
     return Run(summary, space_of(summary))
+
+
+@dataclass
+class Trained:
+    """A finished final training (``archsearch.train``): ``metrics`` (test accuracy, params, FLOPs, latency ...),
+    ``history`` (one row per epoch), ``out`` (the directory with model.pt, metrics.csv, result.json) and
+    ``model()`` (the trained nn.Module)."""
+
+    out: Path
+    metrics: dict[str, Any]
+    history: list[dict[str, Any]]
+    _model: torch.nn.Module
+
+    @property
+    def test_accuracy(self) -> float:
+        return float(self.metrics["test_accuracy"])
+
+    def model(self) -> torch.nn.Module:
+        return self._model
+
+
+def train(source: str | Path | None = None, *, data: str | None = None, out: str | Path | None = None,
+          recipe: str = "quick", layers: int | None = None, channels: int | None = None,
+          auxiliary: bool | None = None, space: str | None = None, space_config: dict[str, Any] | None = None,
+          seed: int = 0, device: str | None = None, resume: str | Path | None = None, latency: bool = True,
+          **options: Any) -> Trained:
+    """Train an architecture from scratch with the final-evaluation recipe, like ``archsearch train``.
+
+    ``source``: a run directory (its best), an architecture JSON file, a published name (``darts_v2``, ``nasnet_a``,
+    ``mobilenet_v3_large`` ...) or a NAS-Bench-201 cell string. ``options``: epochs, batch_size, lr, lr_min,
+    momentum, nesterov, weight_decay, schedule, augment, cutout, auxiliary_weight, drop_path, label_smoothing,
+    grad_clip, train_on_val (see :class:`archsearch.final_train.FinalTrainConfig`). ``recipe="darts"`` is DARTS's
+    CIFAR-10 setting (600 epochs, 20 cells x 36 channels, auxiliary tower, cutout, drop path).
+    """
+    from .final_train import train_architecture
+
+    if isinstance(source, Run):
+        source = source.run_dir
+    r = train_architecture(source, data=data, out=out, recipe_name=recipe, layers=layers, channels=channels,
+                           auxiliary=auxiliary, space=space, space_config=space_config, seed=seed, device=device,
+                           resume=resume, latency=latency, **options)
+    return Trained(r.out, r.metrics, r.history, r.model)
+

@@ -272,6 +272,10 @@ def _register_extras() -> None:
     register(app)
     from .cli_hardware import register as register_hardware  # profile, cost, export, pareto (issue 6)
     register_hardware(app)
+    from .cli_train import register as register_train  # train (issue 9)
+    register_train(app)
+    from .cli_report import register as register_report  # report (issue 9)
+    register_report(app)
 
 
 _register_extras()

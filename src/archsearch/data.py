@@ -138,15 +138,20 @@ def _check_xy(path: Path, x: np.ndarray, y: np.ndarray, xn: str, yn: str) -> tup
     return x.astype(np.float32), y
 
 
-def load_data(spec: str | os.PathLike | None = None) -> Dataset:
-    """Resolve ``--data``: None or a registered name ('digits'), or a path to a ``.npz`` file."""
+def load_data(spec: str | os.PathLike | None = None, image_size: int | None = None) -> Dataset:
+    """Resolve ``--data``: None or a registered name ('digits'), a local dataset by name ('cifar10', 'cifar100',
+    'mnist', 'fashion-mnist': looked for under $ARCHSEARCH_DATA, never downloaded), or a path: a ``.npz`` file or a
+    folder in a recognised layout (:mod:`archsearch.data_files`; ``image_size`` resizes an image folder)."""
+    from . import data_files
+
     if spec is None or str(spec) == "":
         spec = "digits"
     s = str(spec)
     if s in DATASETS:
         return DATASETS.get(s)()
-    if s.endswith(".npz") or Path(s).exists():
-        if Path(s).is_dir():
-            raise UserError(f"{s} is a directory; expected a .npz file or one of: {', '.join(DATASETS.names())}")
-        return load_npz(s)
-    raise UserError(f"unknown dataset {s!r}: give a .npz file or one of: {', '.join(DATASETS.names())}")
+    if s in data_files.NAMED_FOLDERS:
+        return data_files.load_path(data_files.find_named(s), image_size)
+    if s.endswith(".npz") or Path(s).exists() or "/" in s or os.sep in s:  # a path (maybe a missing one)
+        return data_files.load_path(Path(s), image_size)
+    names = ", ".join(DATASETS.names() + list(data_files.NAMED_FOLDERS))
+    raise UserError(f"unknown dataset {s!r}: give a .npz file, a data folder, or one of: {names}")

@@ -1,0 +1,241 @@
+"""``archsearch report``: one self-contained HTML page (every figure embedded as base64 PNG, no external file,
+script or font) plus the figures as PNG files, for a run of any strategy.
+
+Sections: summary; search progress (every trial and the best so far against trial number and time; a one-shot
+search's per-epoch metrics); the distribution of results; the best architecture drawn (:mod:`.draw`); the Pareto
+front (multi-objective runs); the architecture weights over epochs (one-shot runs with α); the final training
+(when ``archsearch train RUN_DIR`` has written ``RUN_DIR/final``); and the trials table.
+"""
+from __future__ import annotations
+
+import base64
+import html
+import json
+import math
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from ..errors import UserError
+
+__all__ = ["write_report", "Report"]
+
+REPORT_DIR, REPORT_HTML = "report", "report.html"
+
+
+@dataclass
+class Report:
+    html: Path
+    figures: dict[str, Path] = field(default_factory=dict)
+    sections: list[str] = field(default_factory=list)
+
+
+def write_report(run_dir: str | Path, out: str | Path | None = None, max_rows: int = 200) -> Report:
+    """Write ``report.html`` and the PNGs into ``out`` (default ``RUN_DIR/report``)."""
+    from ..objective import objective_from_config
+    from ..storage import RunStore
+    from ..study import space_of, summarize
+    from . import plots
+    from .draw import draw_architecture
+
+    run_dir = Path(run_dir)
+    summary = summarize(run_dir)  # a UserError when run_dir is not a run
+    try:
+        space = space_of(summary)
+    except Exception as e:
+        raise UserError(f"{run_dir}: cannot rebuild its space ({type(e).__name__}: {e})") from None
+    store = RunStore(run_dir)
+    try:
+        epochs = store.epochs()
+    finally:
+        store.close()
+    out = Path(out) if out is not None else run_dir / REPORT_DIR
+    out.mkdir(parents=True, exist_ok=True)
+    cfg = summary.config
+    try:
+        objective = objective_from_config(cfg.get("objective") or {})
+        value_name = objective.describe()
+    except Exception:
+        objective, value_name = None, "objective"
+    oneshot = bool(epochs) or cfg.get("kind") == "oneshot"
+    figs: dict[str, Path] = {}
+    parts: list[tuple[str, str]] = [("Summary", _summary_html(run_dir, summary, space, value_name, oneshot))]
+
+    # progress and distribution
+    if oneshot and epochs:
+        figs["progress"] = plots.plot_oneshot_progress(epochs, out / "progress.png")
+        note = "Supernet metrics after every search epoch (a one-shot search trains one supernet, then the derived " \
+               "architecture)."
+    else:
+        figs["progress"] = plots.plot_progress(summary.trials, value_name, out / "progress.png")
+        note = f"Every finished trial's objective ({html.escape(value_name)}) and the best so far."
+    parts.append(("Search progress", f"<p>{note}</p>" + _img(figs["progress"])))
+    ok = [t for t in summary.trials if t.status == "ok"]
+    if oneshot and epochs and epochs[-1].alphas:
+        last = epochs[-1].alphas
+        figs["distribution"] = plots.plot_distribution(
+            {"largest weight per decision": [max(v) for v in last.values()]}, out / "distribution.png",
+            "how decided the architecture weights are at the last epoch (1 = one candidate holds all the weight)")
+    else:
+        vals = {k: [t.metrics.get(k) for t in ok] for k in ("val_accuracy", "test_accuracy")}
+        if not any(v is not None for vs in vals.values() for v in vs):
+            vals = {"objective": [t.value for t in ok]}
+        figs["distribution"] = plots.plot_distribution(vals, out / "distribution.png",
+                                                       f"{len(ok)} successful trials")
+    parts.append(("Distribution of results", _img(figs["distribution"])))
+
+    # best architecture
+    best = summary.best
+    if best is not None:
+        try:
+            draw_architecture(space, best.arch, out / "architecture.png")
+            figs["architecture"] = out / "architecture.png"
+            drawing = _img(figs["architecture"])
+        except Exception as e:  # a space the drawer does not know well: the text form still shows
+            drawing = f"<p class=note>(could not draw: {html.escape(f'{type(e).__name__}: {e}')})</p>"
+        parts.append(("Best architecture", f"<p>trial {best.number}: <code>{html.escape(space.format(best.arch))}"
+                                           f"</code></p>{_metrics_table(best.metrics)}{drawing}"))
+    else:
+        parts.append(("Best architecture", "<p>No trial finished successfully.</p>"))
+
+    # Pareto front
+    if _is_multi_objective(cfg.get("objective") or {}):
+        from ..hardware.pareto_report import default_axes, front_report, plot_front
+
+        try:
+            x, y = default_axes(cfg.get("objective"), summary.trials)
+            rep = front_report(summary.trials, space.format, x, y)
+            figs["pareto"] = plot_front(rep, out / "pareto.png")
+            rows = "".join(f"<tr><td>{r['trial']}</td><td>{_fmt(r[rep.goals[0].metric])}</td>"
+                           f"<td>{_fmt(r[rep.goals[1].metric])}</td><td><code>{html.escape(r['text'])}</code></td>"
+                           f"</tr>" for r in rep.front)
+            parts.append(("Pareto front", _img(figs["pareto"]) + f"<table><tr><th>trial</th><th>"
+                          f"{rep.goals[0].metric}</th><th>{rep.goals[1].metric}</th><th>architecture</th></tr>"
+                          f"{rows}</table>"))
+        except UserError as e:
+            parts.append(("Pareto front", f"<p class=note>{html.escape(str(e))}</p>"))
+
+    # architecture weights (one-shot)
+    if oneshot:
+        if any(e.alphas for e in epochs):
+            names = {lab: _candidates(space, lab) for e in epochs[-1:] for lab in (e.alphas or {})}
+            figs["alphas"] = plots.plot_alphas(epochs, names, out / "alphas.png")
+            derived = "".join(f"<li>epoch {e.epoch}: <code>{html.escape(space.format(e.arch))}</code></li>"
+                              for e in epochs if e.arch is not None)
+            parts.append(("Architecture weights over epochs", _img(figs["alphas"])
+                          + f"<details><summary>derived architecture after each epoch</summary><ul>{derived}"
+                            f"</ul></details>"))
+        else:
+            parts.append(("Architecture weights over epochs", "<p>This strategy keeps no architecture weights "
+                                                                "(α); see the derived architecture above.</p>"))
+
+    # final training
+    final = run_dir / "final" / "result.json"
+    if final.is_file():
+        try:
+            doc = json.loads(final.read_text())
+            figs["training"] = plots.plot_training(doc.get("history") or [], out / "training.png")
+            keep = {k: doc.get(k) for k in ("test_accuracy", "val_accuracy", "params", "flops", "latency_ms",
+                                            "epochs", "train_seconds")}
+            parts.append(("Final training", f"<p>{html.escape(doc.get('data', ''))}</p>{_metrics_table(keep)}"
+                          + _img(figs["training"])))
+        except (ValueError, KeyError, TypeError):
+            pass
+    parts.append(("Trials", _trials_table(summary.trials, space, best, max_rows)))
+
+    page = _page(f"archsearch report: {run_dir.name}", parts)
+    path = out / "report.html"
+    path.write_text(page, encoding="utf-8")
+    return Report(path, figs, [title for title, _ in parts])
+
+
+# ---- pieces ------------------------------------------------------------------------------------------------
+def _is_multi_objective(obj: dict[str, Any]) -> bool:
+    if obj.get("kind") == "constrained":
+        obj = obj.get("base") or {}
+    return obj.get("kind") == "pareto"
+
+
+def _candidates(space, label: str) -> list[str]:
+    """Names of the candidates an α vector weighs: a cell supernet edge's ops ('none' first), else the decision's."""
+    if re.fullmatch(r"(normal|reduce)_n\d+_e\d+", label):
+        from ..genotypes import DEFAULT_CELL_OPS
+
+        ops = space.config.get("ops", DEFAULT_CELL_OPS)
+        return ["none"] + [o for o in ops if o != "none"]
+    try:
+        return [str(o) for o in space.decision(label).options]
+    except Exception:
+        return []
+
+
+def _img(path: Path) -> str:
+    data = base64.b64encode(path.read_bytes()).decode("ascii")
+    return f'<img alt="{html.escape(path.stem)}" src="data:image/png;base64,{data}">'
+
+
+def _fmt(v: Any) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        if not math.isfinite(v):
+            return "-"
+        return f"{v:,.0f}" if abs(v) >= 1000 else f"{v:.4g}"
+    return html.escape(str(v))
+
+
+def _metrics_table(m: dict[str, Any]) -> str:
+    cells = "".join(f"<tr><th>{html.escape(k)}</th><td>{_fmt(v)}</td></tr>" for k, v in m.items()
+                    if isinstance(v, (int, float)) or v is None)
+    return f"<table class=kv>{cells}</table>"
+
+
+def _summary_html(run_dir: Path, summary, space, value_name: str, oneshot: bool) -> str:
+    cfg = summary.config
+    strategy = (cfg.get("strategy") or {}).get("name", "?")
+    ev = cfg.get("evaluator") or {}
+    rows = {"run directory": str(run_dir), "space": f"{space.name} {json.dumps(space.config)}",
+            "strategy": strategy + (" (one-shot)" if oneshot else ""), "evaluator": ev.get("name", "?"),
+            "data": (ev.get("options") or {}).get("data") or "digits", "objective": value_name,
+            "budget": json.dumps(cfg.get("budget")), "seed": cfg.get("seed"),
+            "trials": ", ".join(f"{k} {v}" for k, v in sorted(summary.counts.items())) or "none",
+            "elapsed": f"{summary.elapsed_seconds:.0f} s",
+            "generated": datetime.now().strftime("%Y-%m-%d %H:%M:%S")}
+    return "<table class=kv>" + "".join(f"<tr><th>{k}</th><td>{html.escape(str(v))}</td></tr>"
+                                        for k, v in rows.items()) + "</table>"
+
+
+def _trials_table(trials, space, best, max_rows: int) -> str:
+    metrics = [k for k in ("val_accuracy", "test_accuracy", "params", "flops", "latency_ms")
+               if any(k in t.metrics for t in trials)]
+    head = "".join(f"<th>{h}</th>" for h in ["#", "status", "value", *metrics, "seconds", "architecture"])
+    shown = trials if max_rows <= 0 else trials[:max_rows]
+    body = []
+    for t in shown:
+        cls = ' class="best"' if best is not None and t.number == best.number else ""
+        status = t.status + (f": {t.error[:60]}" if t.error else "")
+        cells = [str(t.number), html.escape(status), _fmt(t.value), *[_fmt(t.metrics.get(k)) for k in metrics],
+                 _fmt(t.seconds), f"<code>{html.escape(space.format(t.arch))}</code>"]
+        body.append(f"<tr{cls}>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
+    more = f"<p class=note>{len(trials) - len(shown)} more trials not shown.</p>" if len(shown) < len(trials) else ""
+    return f"<table class=trials><tr>{head}</tr>{''.join(body)}</table>{more}"
+
+
+_CSS = """body{font-family:-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:2em auto;max-width:1300px;
+color:#222;padding:0 1em}h1{font-size:1.5em}h2{font-size:1.2em;border-bottom:1px solid #ddd;padding-bottom:.2em;
+margin-top:1.6em}img{max-width:100%;border:1px solid #eee}table{border-collapse:collapse;font-size:.85em;margin:.6em 0}
+td,th{border:1px solid #ddd;padding:3px 7px;text-align:left;vertical-align:top}table.kv th{background:#f6f6f6}
+table.trials tr.best{background:#fff3c4}code{font-size:.92em;word-break:break-all}.note{color:#777}
+nav a{margin-right:1em}"""
+
+
+def _page(title: str, parts: list[tuple[str, str]]) -> str:
+    def anchor(t: str) -> str:
+        return re.sub(r"[^a-z0-9]+", "-", t.lower()).strip("-")
+
+    nav = "".join(f'<a href="#{anchor(t)}">{html.escape(t)}</a>' for t, _ in parts)
+    body = "".join(f'<section id="{anchor(t)}"><h2>{html.escape(t)}</h2>{content}</section>' for t, content in parts)
+    return (f"<!DOCTYPE html><html lang=en><head><meta charset=utf-8><title>{html.escape(title)}</title>"
+            f"<style>{_CSS}</style></head><body><h1>{html.escape(title)}</h1><nav>{nav}</nav>{body}</body></html>\n")

@@ -97,8 +97,8 @@ def search(
         return search_oneshot(space=space, strategy=strategy, trials=trials, seconds=seconds, epochs=epochs,
                               train_epochs=train_epochs, seed=seed, data=data, evaluator=evaluator, table=table,
                               objective=objective, out=out, device=device, resume=resume, space_opt=space_opt,
-                              strategy_opt=strategy_opt, executor=executor, workers=workers, quiet=quiet,
-                              hardware={"constraints": constraint, "latency_device": latency_device,
+                              strategy_opt=strategy_opt, executor=executor, workers=workers, address=address,
+                              quiet=quiet, hardware={"constraints": constraint, "latency_device": latency_device,
                                         "latency_threads": latency_threads, "latency_table": latency_table,
                                         "latency_clock": latency_clock})
     if resume is not None:

@@ -5,6 +5,8 @@ command line (the ``search`` command routes here; this module keeps cli.py thin)
 architecture, ``--seconds`` is the search's compute budget (NASIB sizes its run to it; the others stop after the
 epoch in which it runs out). The progress bar shows epochs done / planned, the supernet's validation accuracy,
 elapsed time and ETA; then the derived architecture is trained and printed like any run's best.
+``--workers N`` (with ``--executor process``, the default then, or ``ray``) runs the supernet search data-parallel
+over N processes (see strategies/oneshot/distributed.py).
 """
 from __future__ import annotations
 
@@ -23,7 +25,8 @@ def search_oneshot(*, space: str, strategy: str, trials: int | None, seconds: fl
                    train_epochs: int | None, seed: int, data: str | None, evaluator: str, table: Path | None,
                    objective: str | None, out: Path | None, device: str, resume: Path | None,
                    space_opt: list[str] | None, strategy_opt: list[str] | None, executor: str = "inline",
-                   workers: int | None = None, quiet: bool = False, hardware: dict[str, Any] | None = None) -> None:
+                   workers: int | None = None, address: str | None = None, quiet: bool = False,
+                   hardware: dict[str, Any] | None = None) -> None:
     """``hardware``: the search command's --constraint and --latency-* settings (objective metrics the derived
     architecture's evaluation must report, as for any run)."""
     from .cli import _print_best, err, parse_settings
@@ -36,9 +39,9 @@ def search_oneshot(*, space: str, strategy: str, trials: int | None, seconds: fl
         if trials is not None:
             raise UserError("--trials is for black-box strategies; a one-shot search trains one supernet: give "
                             "--epochs (search) and --train-epochs (the derived architecture)")
-        if executor != "inline" or (workers or 1) > 1:
-            raise UserError("one-shot strategies run in this process; --executor and --workers are for black-box "
-                            "strategies")
+        workers = workers or 1
+        if workers > 1 and executor == "inline":
+            executor = "process"  # --workers N alone: N local processes
         train_epochs = DEFAULT_TRAIN_EPOCHS if train_epochs is None else train_epochs
         if epochs < 1 or train_epochs < 1:
             raise UserError(f"--epochs and --train-epochs must be at least 1, got {epochs} and {train_epochs}")
@@ -62,7 +65,7 @@ def search_oneshot(*, space: str, strategy: str, trials: int | None, seconds: fl
                                     strategy_options=parse_settings(strategy_opt, "strategy option"),
                                     evaluator=evaluator, evaluator_options=ev_opts,
                                     objective=objective_, run_dir=out, seconds=seconds, data=data,
-                                    device=dev)
+                                    device=dev, workers=workers, executor=executor, address=address)
     done0 = study.epochs_done
     err.print(f"[bold]archsearch[/] {study.space.name} / {study.strategy_name} (one-shot) -> {study.run_dir}"
               + (f" (resuming after epoch {done0})" if resume is not None else ""))

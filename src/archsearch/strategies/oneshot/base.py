@@ -24,6 +24,7 @@ from ...errors import UserError
 from ...registry import Registry
 from ...space import Architecture, SearchSpace
 from ...train import TrainingDiverged, accuracy, pick_device
+from .distributed import DataParallel
 from .latency_loss import expected_cost, load_cost_table
 from .supernet import Supernet, build_supernet
 
@@ -104,6 +105,7 @@ class OneShotStrategy:
         self.x_val, self.y_val = data.x_val.to(d), data.y_val.to(d)
         calib = torch.randperm(len(self.y_train), generator=torch.Generator().manual_seed(self.seed + 1))
         self.calib_idx = calib[: o.bn_batches * o.batch_size].to(d)
+        self.dp: DataParallel | None = None  # set by a data-parallel run (see distributed.py)
 
     # --- the loop --------------------------------------------------------------------------------------------------
     def run_epoch(self) -> dict[str, float]:
@@ -121,9 +123,13 @@ class OneShotStrategy:
         for (xt, yt), (xv, yv) in zip(self._batches(self.x_train, self.y_train),
                                       self._cycle(self.x_val, self.y_val)):
             losses.append(self.step(xt, yt, xv, yv))
+        mean = sum(losses) / max(1, len(losses))
+        if self.dp is not None:
+            self.dp.average_buffers(self.model)
+            mean = self.dp.sum([mean])[0] / self.dp.world
         self.end_epoch()
         self.epoch += 1
-        return sum(losses) / max(1, len(losses))
+        return mean
 
     def step(self, xt: torch.Tensor, yt: torch.Tensor, xv: torch.Tensor, yv: torch.Tensor) -> float:
         """Update on one training batch (w) and one validation batch (α); return the training loss."""
@@ -158,6 +164,8 @@ class OneShotStrategy:
         self.w_opt.zero_grad(set_to_none=True)
         loss = self.loss(x, y)
         loss.backward(inputs=self.supernet.weights())
+        if self.dp is not None:
+            self.dp.average_grads(self.supernet.weights())
         if self.opts.grad_clip:
             torch.nn.utils.clip_grad_norm_(self.supernet.weights(), self.opts.grad_clip)
         self.w_opt.step()
@@ -174,6 +182,8 @@ class OneShotStrategy:
         """One Adam step of α on a validation batch (first-order: w held fixed)."""
         self.a_opt.zero_grad(set_to_none=True)
         self.alpha_loss(x, y).backward(inputs=self.supernet.alphas.parameters())
+        if self.dp is not None:
+            self.dp.average_grads(self.supernet.alphas.parameters())
         self.a_opt.step()
 
     def uniform(self, n: int) -> torch.Tensor:
@@ -207,8 +217,16 @@ class OneShotStrategy:
         """Accuracy (percent, validation split by default) of ``arch`` run on the shared weights."""
         self.state.set("path", self.supernet.path_of(self.supernet.with_values(arch)))
         self.recalibrate_bn()
-        return accuracy(self.model, self.x_val if x is None else x, self.y_val if y is None else y,
-                        device=self.device)
+        return self.accuracy(self.x_val if x is None else x, self.y_val if y is None else y)
+
+    def accuracy(self, x: torch.Tensor, y: torch.Tensor) -> float:
+        """The model's accuracy (percent) on (x, y) in its current mode; split over the ranks when data-parallel."""
+        if self.dp is None:
+            return accuracy(self.model, x, y, device=self.device)
+        idx = self.dp.shard(torch.arange(len(y), device=x.device))
+        mine = accuracy(self.model, x[idx], y[idx], device=self.device) if len(idx) else 0.0
+        correct, total = self.dp.sum([mine * len(idx) / 100.0, len(idx)])
+        return 100.0 * correct / max(1.0, total)
 
     def _lr(self) -> float:
         """The weights' learning rate this epoch: cosine from w_lr to w_lr_min over the search (DARTS)."""
@@ -220,7 +238,11 @@ class OneShotStrategy:
         bs = self.opts.batch_size
         for i in range(0, len(y), bs):
             idx = perm[i:i + bs]
-            if len(idx) > 1:  # BatchNorm cannot train on one sample
+            if self.dp is not None:  # every rank its slice of the same batch (the same decision on every rank)
+                if len(idx) >= 2 * self.dp.world:
+                    idx = self.dp.shard(idx)
+                    yield x[idx], y[idx]
+            elif len(idx) > 1:  # BatchNorm cannot train on one sample
                 yield x[idx], y[idx]
 
     def _cycle(self, x: torch.Tensor, y: torch.Tensor) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:

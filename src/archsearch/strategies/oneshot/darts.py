@@ -19,7 +19,6 @@ from dataclasses import dataclass
 import torch
 
 from ...errors import UserError
-from ...train import accuracy
 from .base import OneShotOptions, OneShotStrategy, register_oneshot
 
 
@@ -50,7 +49,7 @@ class DARTS(OneShotStrategy):
     def supernet_accuracy(self) -> float:
         """Validation accuracy of the relaxed (mixed) supernet, as DARTS reports during its search."""
         self.state.set("softmax")
-        return accuracy(self.model, self.x_val, self.y_val, device=self.device)
+        return self.accuracy(self.x_val, self.y_val)
 
     def unrolled_alpha_step(self, xt, yt, xv, yv) -> None:
         """One α step with the second-order gradient of eq. 7-8 (DARTS's ``Architect._backward_step_unrolled``)."""
@@ -59,7 +58,7 @@ class DARTS(OneShotStrategy):
         saved = [p.detach().clone() for p in w]
         buffers = {k: b.detach().clone() for k, b in self.model.named_buffers()}
         # w' = w − ξ(momentum·v + ∇_w L_train + weight_decay·w), the step the weight optimiser would take
-        grads = _grads(self.loss(xt, yt), w)
+        grads = self._averaged(_grads(self.loss(xt, yt), w))
         with torch.no_grad():
             for p, g in zip(w, grads):
                 d = g + self.opts.w_weight_decay * p
@@ -67,7 +66,7 @@ class DARTS(OneShotStrategy):
                 if buf is not None:
                     d = d + self.opts.w_momentum * buf
                 p.sub_(xi * d)
-        g_val = _grads(self.alpha_loss(xv, yv), alphas + w)
+        g_val = self._averaged(_grads(self.alpha_loss(xv, yv), alphas + w))
         d_alpha, d_w = g_val[:len(alphas)], g_val[len(alphas):]
         eps = 0.01 / torch.cat([g.flatten() for g in d_w]).norm().clamp_min(1e-12)
         hvp = []
@@ -75,7 +74,7 @@ class DARTS(OneShotStrategy):
             with torch.no_grad():
                 for p, s, g in zip(w, saved, d_w):
                     p.copy_(s + sign * eps * g)
-            hvp.append(_grads(self.loss(xt, yt), alphas))
+            hvp.append(self._averaged(_grads(self.loss(xt, yt), alphas)))
         with torch.no_grad():
             for p, s in zip(w, saved):
                 p.copy_(s)
@@ -85,6 +84,12 @@ class DARTS(OneShotStrategy):
         for a, da, gp, gn in zip(alphas, d_alpha, *hvp):
             a.grad = da - xi * (gp - gn) / (2 * eps)
         self.a_opt.step()
+
+    def _averaged(self, grads: list[torch.Tensor]) -> list[torch.Tensor]:
+        """Gradients averaged over the ranks of a data-parallel run (as they are)."""
+        if self.dp is not None:
+            self.dp.average(grads)
+        return grads
 
 
 def _grads(loss: torch.Tensor, params: list[torch.Tensor]) -> list[torch.Tensor]:

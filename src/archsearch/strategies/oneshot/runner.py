@@ -36,6 +36,7 @@ from ...space import Architecture
 from ...spaces import get_space
 from ...storage import RunStore, TrialRecord
 from ...study import BEST_JSON, BEST_WEIGHTS, StudySummary, default_run_dir, summarize, trial_seed
+from .distributed import SUPPORTED as DP_SUPPORTED, close_group, init_group, launch
 from .base import ONESHOT, OneShotStrategy, make_oneshot, parse_options
 
 CHECKPOINT = "checkpoint.pt"
@@ -81,9 +82,20 @@ class OneShotStudy:
     def create(cls, *, space: str, strategy: str, epochs: int, seed: int = 0, space_config: dict | None = None,
                strategy_options: dict | None = None, evaluator: str = "train", evaluator_options: dict | None = None,
                objective: Any = None, run_dir: str | Path | None = None, seconds: float | None = None,
-               data: str | None = None, device: str | None = None) -> "OneShotStudy":
+               data: str | None = None, device: str | None = None, workers: int = 1, executor: str = "process",
+               address: str | None = None, threads: int | None = None) -> "OneShotStudy":
+        """``workers`` > 1: a data-parallel search over that many processes (``executor`` 'process' or 'ray',
+        ``address`` of a Ray cluster; ``threads`` per process, default: the cores shared out)."""
         space_config, options = dict(space_config or {}), dict(strategy_options or {})
         cls_ = ONESHOT.get(strategy)
+        workers = int(workers or 1)
+        if workers < 1:
+            raise UserError(f"--workers must be at least 1, got {workers}")
+        if workers > 1 and strategy not in DP_SUPPORTED:
+            raise UserError(f"a data-parallel one-shot search (--workers {workers}) supports "
+                            f"{', '.join(DP_SUPPORTED)}; {strategy!r} runs with one worker")
+        if workers > 1 and executor not in ("process", "ray"):
+            raise UserError(f"a data-parallel one-shot search runs on --executor process or ray, not {executor!r}")
         get_space(space, **space_config)
         if epochs < 1:
             raise UserError(f"a one-shot search needs at least one epoch, got {epochs}")
@@ -104,6 +116,8 @@ class OneShotStudy:
             "evaluator": {"name": evaluator, "options": spec.options}, "objective": objective.config(),
             "budget": {"epochs": int(epochs), "seconds": seconds, "trials": 1}, "seed": int(seed),
             "data": data, "device": device,
+            "parallel": {"workers": workers, "executor": executor, "address": address,
+                         "threads": threads or max(1, (os.cpu_count() or 1) // workers)},
         }
         store = RunStore(run_dir, create=True)
         store.set_meta("config", config)
@@ -134,22 +148,61 @@ class OneShotStudy:
     def run(self, on_epoch: Callable[[EpochProgress], None] | None = None,
             on_train: Callable[[Architecture], None] | None = None) -> StudySummary:
         """Search (from the last checkpoint, if any), derive, evaluate the derived architecture, store it."""
-        strategy = self.make_strategy()
+        par = self.config.get("parallel") or {"workers": 1}
+        if par["workers"] > 1:
+            return self._run_parallel(par, on_epoch, on_train)
+        return self._run(self.make_strategy(), on_epoch, on_train)
+
+    def _run_parallel(self, par: dict[str, Any], on_epoch, on_train) -> StudySummary:
+        """Rank 0 of a data-parallel search: start the other ranks, search with them, evaluate alone."""
+        threads0 = torch.get_num_threads()
+        torch.set_num_threads(par["threads"])
+        try:
+            strategy = self.make_strategy()
+            self._load_checkpoint(strategy)
+            ckpt = self.run_dir / CHECKPOINT
+            ranks, addr, port = launch(par["executor"], par["workers"], self.config,
+                                       str(ckpt.resolve()) if ckpt.exists() else None, par["threads"],
+                                       par.get("address"))
+            try:
+                strategy.dp = init_group(0, par["workers"], addr, port, strategy.device)
+                strategy.dp.sync_batchnorm(strategy.model)
+                try:
+                    self._search(strategy, on_epoch)
+                    strategy.dp.go_on(False)
+                finally:
+                    close_group()
+                    strategy.dp = None
+                ranks.join()
+            except BaseException:
+                ranks.kill()
+                raise
+        finally:
+            torch.set_num_threads(threads0)
+        return self._run(strategy, on_epoch, on_train, searched=True)
+
+    def _load_checkpoint(self, strategy: OneShotStrategy) -> None:
         ckpt = self.run_dir / CHECKPOINT
-        elapsed0 = 0.0
+        self._elapsed0 = 0.0
         if ckpt.exists():
             state = torch.load(ckpt, map_location="cpu", weights_only=False)
             strategy.load_state_dict(state["strategy"])
-            elapsed0 = float(state["elapsed"])
+            self._elapsed0 = float(state["elapsed"])
             self.store.add_epoch(**state["record"])  # in case the process died between the two writes
-        t0 = time.perf_counter()
+        self._t0 = time.perf_counter()
 
-        def elapsed() -> float:
-            return elapsed0 + time.perf_counter() - t0
+    def _elapsed(self) -> float:
+        return self._elapsed0 + time.perf_counter() - self._t0
 
+    def _search(self, strategy: OneShotStrategy, on_epoch) -> None:
+        """The search epochs (from the loaded checkpoint), each checkpointed and recorded."""
+        ckpt = self.run_dir / CHECKPOINT
+        elapsed = self._elapsed
         seconds = self.config["budget"].get("seconds")
         cap = seconds if self.strategy_name != "nasib" else None
         while strategy.epoch < strategy.total_epochs and not (cap is not None and elapsed() >= cap):
+            if strategy.dp is not None:
+                strategy.dp.go_on(True)
             metrics = strategy.run_epoch()
             arch = strategy.epoch_architecture()
             metrics["seconds"] = elapsed()
@@ -160,6 +213,12 @@ class OneShotStudy:
             self.store.add_epoch(**record)
             if on_epoch is not None:
                 on_epoch(EpochProgress(strategy.epoch, strategy.total_epochs, metrics, arch, elapsed()))
+
+    def _run(self, strategy: OneShotStrategy, on_epoch, on_train, searched: bool = False) -> StudySummary:
+        if not searched:
+            self._load_checkpoint(strategy)
+            self._search(strategy, on_epoch)
+        elapsed = self._elapsed
         trials = self.store.trials()
         if not trials or not trials[0].done:
             self._evaluate(strategy, trials[0] if trials else None, elapsed, on_train)

@@ -52,7 +52,9 @@ def user_space(c, shape, width: int = 8):
 
 def spaces():
     from archsearch.spaces import SPACES
-    builtin = [n for n in space_names() if SPACES.get(n).fn.__module__.startswith("archsearch.spaces.")]
+    from archsearch.spaces.rnn import TEXT_SPACES  # their supernets: tests/test_recurrent.py
+    builtin = [n for n in space_names() if SPACES.get(n).fn.__module__.startswith("archsearch.spaces.")
+               and n not in TEXT_SPACES]
     out = [pytest.param(get_space(n, **TINY.get(n, {})), id=n) for n in builtin]  # not other tests' spaces
     return out + [pytest.param(space_from_function(user_space, "mine"), id="user")]
 

@@ -50,7 +50,7 @@ def pick_device(device: str | None = None) -> torch.device:
 @torch.no_grad()
 def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 512,
              device: torch.device | None = None) -> float:
-    """Top-1 accuracy in percent."""
+    """Top-1 accuracy in percent (of the labels: of every token for sequence targets)."""
     if len(y) == 0:
         return float("nan")
     device = device or next(model.parameters(), torch.empty(0)).device
@@ -61,7 +61,7 @@ def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int
         out = model(x[i:i + batch_size].to(device))
         correct += int((out.argmax(1).cpu() == y[i:i + batch_size]).sum())
     model.train(was_training)
-    return 100.0 * correct / len(y)
+    return 100.0 * correct / y.numel()  # per element: per token for language models (y of shape (N, T))
 
 
 def _logits(out) -> torch.Tensor:

@@ -21,7 +21,8 @@ _DATA_CACHE: dict[str, Dataset] = {}  # per process: workers load each dataset o
 def cached_data(spec: str | None) -> Dataset:
     key = str(spec or "digits")
     if key not in _DATA_CACHE:
-        _DATA_CACHE[key] = load_data(spec)
+        from ..text import is_corpus, load_corpus  # a text corpus folder (train.txt valid.txt test.txt)
+        _DATA_CACHE[key] = load_corpus(spec) if is_corpus(spec) else load_data(spec)
     return _DATA_CACHE[key]
 
 
@@ -82,5 +83,8 @@ class TrainingEvaluator:
         metrics = {"val_accuracy": tr.val_accuracy, "test_accuracy": tr.test_accuracy, "params": float(params),
                    "train_seconds": tr.train_seconds, "epochs": float(cfg.epochs), "train_loss": tr.train_loss,
                    **hardware}
+        from ..text import TextDataset, language_model_metrics
+        if isinstance(self.data, TextDataset):  # language models: val/test perplexity (lower is better)
+            metrics.update(language_model_metrics(model, self.data))
         state = {k: v.detach().cpu() for k, v in model.state_dict().items()} if self.keep_weights else None
         return Result(metrics=metrics, state_dict=state, cost_seconds=tr.train_seconds)

@@ -42,3 +42,4 @@ try:  # the cell space is written in its own module
 except ImportError:  # pragma: no cover
     pass
 from . import hierarchical  # noqa: E402,F401  (issue 11: Liu et al. ICLR 2018)
+from . import rnn  # noqa: E402,F401  (issue 11: DARTS / ENAS recurrent cells, text)

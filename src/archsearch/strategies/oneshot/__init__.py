@@ -9,6 +9,7 @@ from .supernet import Supernet, SupernetChooser, build_supernet  # noqa: F401
 from . import darts, gdas, nasib, proxyless, spos  # noqa: F401,E402  (register the strategies)
 from . import fbnet  # noqa: F401,E402  (issue 6: FBNet, Gumbel-softmax + latency-table loss)
 from . import pdarts, unas  # noqa: F401,E402  (issue 11: P-DARTS, UNAS)
+from . import rnn_supernet  # noqa: F401,E402  (issue 11: DARTS's recurrent-cell supernet)
 try:
     from . import enas  # noqa: F401  (needs archsearch.strategies.rl's controller)
 except ImportError:  # pragma: no cover

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 
 from ...space import Architecture
 from ..rl import Controller
@@ -64,7 +65,7 @@ class ENAS(OneShotStrategy):
             arch, log_prob, entropy = self.controller.sample()
             self.state.set("path", self.child_path(arch))
             with torch.no_grad():  # the shared weights in training mode (batch statistics), as ENAS
-                reward = float((self.model(xv).argmax(1) == yv).float().mean())
+                reward = self.reward(self.model(xv), yv)
             if self.baseline is None:
                 self.baseline = reward
             loss = -(reward - self.baseline) * log_prob - self.opts.entropy_weight * entropy
@@ -72,6 +73,13 @@ class ENAS(OneShotStrategy):
             loss.backward()
             self.c_opt.step()
             self.baseline = self.opts.baseline_decay * self.baseline + (1 - self.opts.baseline_decay) * reward
+
+    def reward(self, logits: torch.Tensor, y: torch.Tensor) -> float:
+        """The child's reward on a validation batch: its accuracy as a fraction; for a language model (targets
+        of shape (N, T)) ENAS's c / perplexity with c = 80 (Sec. 3.1), scaled by 1/80 to stay in [0, 1]."""
+        if y.dim() > 1:
+            return float(1.0 / torch.exp(F.cross_entropy(logits, y).clamp(max=50.0)))
+        return float((logits.argmax(1) == y).float().mean())
 
     def derive(self) -> Architecture:
         if self._derived is not None and self._derived[0] == self.epoch:

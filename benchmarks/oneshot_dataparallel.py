@@ -1,0 +1,66 @@
+"""Data-parallel one-shot search (issue 8): DARTS with 2 processes vs 1 process, every process with 1 thread.
+
+    python benchmarks/oneshot_dataparallel.py [--strategy darts] [--epochs 4] [--channels 16] [--executor process]
+
+Runs the same search (nb201 space on the embedded digits, seed 0) with ``workers=1`` and ``workers=2`` and
+reports the time per search epoch (mean over epochs 2..E: epoch 1 also pays for starting the second process) and
+whether the derived architectures are equal. Take the numbers on an otherwise idle machine (the load average is
+printed).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+
+
+def run(strategy: str, workers: int, epochs: int, channels: int, executor: str, root: Path) -> dict:
+    import torch
+    from archsearch.storage import RunStore
+    from archsearch.strategies.oneshot.runner import OneShotStudy
+
+    torch.set_num_threads(1)
+    study = OneShotStudy.create(space="nb201", strategy=strategy, epochs=epochs, seed=0,
+                                space_config={"channels": channels, "cells_per_stage": 2},
+                                strategy_options={"batch_size": 64}, evaluator_options={"epochs": 1},
+                                run_dir=root / f"{strategy}-{workers}", workers=workers, executor=executor,
+                                threads=1)
+    t0 = time.perf_counter()
+    summary = study.run()
+    store = RunStore(root / f"{strategy}-{workers}")
+    secs = [e.metrics["seconds"] for e in store.epochs()]
+    store.close()
+    per_epoch = [b - a for a, b in zip(secs, secs[1:])]
+    return {"workers": workers, "epoch_seconds": per_epoch, "mean_epoch_seconds": sum(per_epoch) / len(per_epoch),
+            "first_epoch_seconds": secs[0], "total_seconds": time.perf_counter() - t0,
+            "arch": study.space.format(summary.best.arch)}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--strategy", default="darts")
+    p.add_argument("--epochs", type=int, default=4)
+    p.add_argument("--channels", type=int, default=16)
+    p.add_argument("--executor", default="process", choices=["process", "ray"])
+    a = p.parse_args()
+    print("load average before:", open("/proc/loadavg").read().strip())
+    with tempfile.TemporaryDirectory() as d:
+        one = run(a.strategy, 1, a.epochs, a.channels, a.executor, Path(d))
+        two = run(a.strategy, 2, a.epochs, a.channels, a.executor, Path(d))
+    ratio = two["mean_epoch_seconds"] / one["mean_epoch_seconds"]
+    out = {"strategy": a.strategy, "executor": a.executor, "channels": a.channels, "one": one, "two": two,
+           "ratio": ratio, "same_arch": one["arch"] == two["arch"], "cores": os.cpu_count(),
+           "load_after": open("/proc/loadavg").read().strip()}
+    print(json.dumps(out, indent=2))
+    print(f"\n| processes × threads | s / epoch (epochs 2..{a.epochs}) | ratio | derived architecture |")
+    print("|---|---|---|---|")
+    for r in (one, two):
+        print(f"| {r['workers']} × 1 | {r['mean_epoch_seconds']:.2f} | "
+              f"{r['mean_epoch_seconds'] / one['mean_epoch_seconds']:.2f} | `{r['arch']}` |")
+
+
+if __name__ == "__main__":
+    main()

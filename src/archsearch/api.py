@@ -15,7 +15,7 @@ from .study import BEST_WEIGHTS, Budget, Study, StudySummary, space_of, summariz
 
 
 #: The default search: a useful result on the embedded digits in about two minutes on 2 CPU cores.
-DEFAULTS = {"space": "macro", "strategy": "evolution", "trials": 30, "seconds": 165.0, "epochs": 6}
+DEFAULTS = {"space": "macro", "strategy": "bo", "trials": 30, "seconds": 165.0, "epochs": 6}
 #: Strategy settings for budgets of tens of trials (Real et al. use population 100 for 20,000 trials; a
 #: population of ~1/4 of the budget leaves room for evolution).
 DEFAULT_STRATEGY_OPTIONS = {"evolution": {"population": 8, "sample_size": 3}}

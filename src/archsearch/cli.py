@@ -44,8 +44,9 @@ def parse_settings(items: List[str] | None, what: str) -> dict[str, Any]:
 @app.command()
 def search(
     space: str = typer.Option(DEFAULTS["space"], help="Search space: macro, cell, nb201, or a registered one."),
-    strategy: str = typer.Option(DEFAULTS["strategy"], help="Search strategy: random, evolution, ...; one-shot "
-                                 "(supernet): darts, darts2, gdas, proxyless, enas, spos, nasib."),
+    strategy: str = typer.Option(DEFAULTS["strategy"], help="Search strategy (default: bo, best measured): bo, "
+                                 "evolution, random, rl, local, grid, optuna-tpe, nsga2, ...; one-shot (supernet): "
+                                 "darts, darts2, gdas, proxyless, enas, spos, nasib, fbnet, ..."),
     trials: Optional[int] = typer.Option(None, help=f"Trial budget (default {DEFAULTS['trials']})."),
     seconds: Optional[float] = typer.Option(None, help=f"Wall-clock budget (default {DEFAULTS['seconds']:.0f})."),
     epochs: int = typer.Option(DEFAULTS["epochs"], help="Training epochs per trial (partial training); for one-shot "

@@ -23,7 +23,7 @@ from .errors import UserError
 #: What each built-in evaluator reports (a constraint or objective on anything else could never be met).
 EVALUATOR_METRICS = {
     "train": {"val_accuracy", "test_accuracy", "params", "flops", "macs", "latency_ms", "predicted_latency_ms",
-              "train_seconds", "train_loss"},
+              "train_seconds", "train_loss", "val_perplexity", "test_perplexity"},  # perplexity: text corpora
     "tabular": {"val_accuracy", "test_accuracy"},
 }
 

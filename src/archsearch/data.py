@@ -151,6 +151,10 @@ def load_data(spec: str | os.PathLike | None = None, image_size: int | None = No
         return DATASETS.get(s)()
     if s in data_files.NAMED_FOLDERS:
         return data_files.load_path(data_files.find_named(s), image_size)
+    from .text import is_corpus, load_corpus  # a text corpus: train.txt valid.txt test.txt (PTB layout)
+
+    if is_corpus(s):
+        return load_corpus(s)
     if s.endswith(".npz") or Path(s).exists() or "/" in s or os.sep in s:  # a path (maybe a missing one)
         return data_files.load_path(Path(s), image_size)
     names = ", ".join(DATASETS.names() + list(data_files.NAMED_FOLDERS))

@@ -21,8 +21,7 @@ _DATA_CACHE: dict[str, Dataset] = {}  # per process: workers load each dataset o
 def cached_data(spec: str | None) -> Dataset:
     key = str(spec or "digits")
     if key not in _DATA_CACHE:
-        from ..text import is_corpus, load_corpus  # a text corpus folder (train.txt valid.txt test.txt)
-        _DATA_CACHE[key] = load_corpus(spec) if is_corpus(spec) else load_data(spec)
+        _DATA_CACHE[key] = load_data(spec)
     return _DATA_CACHE[key]
 
 

@@ -57,3 +57,17 @@ def test_strategies_without_a_data_parallel_form_are_refused(tmp_path):
     with pytest.raises(UserError, match="process or ray"):
         OneShotStudy.create(space="nb201", strategy="darts", epochs=1, space_config=SPACE, run_dir=tmp_path / "r",
                             workers=2, executor="inline")
+
+
+def test_the_python_api_runs_and_resumes_one_shot_searches(tmp_path):
+    import archsearch
+    from archsearch.strategies.oneshot.runner import OneShotStudy
+
+    with pytest.raises(UserError, match="one-shot"):
+        archsearch.search("nb201", "darts", trials=3)
+    run = archsearch.search("nb201", "darts", epochs=1, train_epochs=1, space_config=SPACE, seed=0,
+                            strategy_options={"batch_size": 64, "bn_batches": 1}, out=tmp_path / "api")
+    assert run.best is not None and run.best.status == "ok" and run.model() is not None
+    again = archsearch.resume(tmp_path / "api")  # already finished: resuming changes nothing
+    assert again.best.arch == run.best.arch and len(again.trials) == 1
+    assert OneShotStudy.resume(tmp_path / "api").epochs_done == 1

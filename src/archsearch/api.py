@@ -22,28 +22,63 @@ DEFAULT_STRATEGY_OPTIONS = {"evolution": {"population": 8, "sample_size": 3}}
 
 
 def search(space: str = DEFAULTS["space"], strategy: str = DEFAULTS["strategy"], *,
-           trials: int | None = DEFAULTS["trials"], seconds: float | None = None, epochs: int = DEFAULTS["epochs"], data: str | None = None, seed: int = 0,
-           evaluator: str = "train", objective: str | None = None, out: str | Path | None = None,
-           space_config: dict[str, Any] | None = None, strategy_options: dict[str, Any] | None = None,
-           evaluator_options: dict[str, Any] | None = None) -> "Run":
+           trials: int | None = None, seconds: float | None = None, epochs: int = DEFAULTS["epochs"],
+           data: str | None = None, seed: int = 0, evaluator: str = "train", objective: str | None = None,
+           out: str | Path | None = None, space_config: dict[str, Any] | None = None,
+           strategy_options: dict[str, Any] | None = None, evaluator_options: dict[str, Any] | None = None,
+           train_epochs: int | None = None, workers: int | None = None, executor: str | None = None,
+           address: str | None = None) -> "Run":
     """Search ``space`` with ``strategy`` within the budget; returns the run (best, trials, model()).
 
     ``space`` is a registered name: register your own space function with ``archsearch.register_space``.
+    Black-box strategies: ``trials`` (default 30) and/or ``seconds``, each trial trained ``epochs`` epochs;
+    ``executor`` ('inline', 'process', 'ray'; ``address`` of a Ray cluster) with ``workers`` (default: one per
+    core) runs trials in parallel. One-shot strategies
+    (darts, gdas, ...): ``epochs`` search epochs, then the derived architecture is trained ``train_epochs``
+    (default 10); ``workers`` > 1 runs the supernet search data-parallel.
     """
+    from .strategies.oneshot import ONESHOT
+
     ev_opts = dict(evaluator_options or {})
+    if strategy in ONESHOT:
+        from .cli_oneshot import DEFAULT_TRAIN_EPOCHS
+        from .errors import UserError
+        from .strategies.oneshot.runner import OneShotStudy
+
+        if trials is not None:
+            raise UserError("trials is for black-box strategies; a one-shot search trains one supernet: give "
+                            "epochs (search) and train_epochs (the derived architecture)")
+        if evaluator == "train":
+            ev_opts = {"data": data, "epochs": train_epochs or DEFAULT_TRAIN_EPOCHS, **ev_opts}
+        oneshot = OneShotStudy.create(space=space, strategy=strategy, epochs=epochs, seed=seed,
+                                      space_config=space_config, strategy_options=strategy_options,
+                                      evaluator=evaluator, evaluator_options=ev_opts,
+                                      objective=parse_objective(objective), run_dir=out, seconds=seconds,
+                                      data=data, workers=workers or 1, executor=executor or "process",
+                                      address=address)
+        oneshot.run()
+        return load(oneshot.run_dir)
     if evaluator == "train":
         ev_opts = {"data": data, "epochs": epochs, **ev_opts}
+    if trials is None and seconds is None:
+        trials = DEFAULTS["trials"]
     st_opts = {**DEFAULT_STRATEGY_OPTIONS.get(strategy, {}), **(strategy_options or {})}
     study = Study.create(space=space, strategy=strategy, evaluator=evaluator, budget=Budget(trials, seconds),
                          seed=seed, space_config=space_config, strategy_options=st_opts,
-                         evaluator_options=ev_opts, objective=parse_objective(objective), run_dir=out)
+                         evaluator_options=ev_opts, objective=parse_objective(objective), run_dir=out,
+                         executor=executor or "inline", workers=workers, address=address)
     study.run()
     return load(study.run_dir)
 
 
 def resume(run_dir: str | Path) -> "Run":
-    """Continue an interrupted run to its budget."""
-    Study.resume(run_dir).run()
+    """Continue an interrupted run (black-box or one-shot) to its budget."""
+    from .strategies.oneshot.runner import OneShotStudy, is_oneshot_run
+
+    if is_oneshot_run(run_dir):
+        OneShotStudy.resume(run_dir).run()
+    else:
+        Study.resume(run_dir).run()
     return load(run_dir)
 
 

@@ -175,3 +175,16 @@ def test_training_evaluator_reports_perplexity_and_the_objective_minimises_it(co
     obj = parse_objective("min:val_perplexity")
     better, worse = (obj.score(Result({"val_perplexity": p})).value for p in (20.0, 30.0))
     assert better > worse
+
+
+def test_a_one_shot_run_on_a_text_folder_minimises_perplexity(corpus, tmp_path):
+    from archsearch.strategies.oneshot.runner import OneShotStudy
+    study = OneShotStudy.create(space="rnn", strategy="darts", epochs=1, space_config=SMALL,
+                                strategy_options={"batch_size": 16, "w_lr": 0.5}, data=str(corpus),
+                                evaluator_options={"data": str(corpus), "epochs": 1, "batch_size": 16,
+                                                   "optimizer": "adam", "lr": 3e-3},
+                                objective=parse_objective("min:val_perplexity"), run_dir=tmp_path / "run")
+    summary = study.run()
+    best = json.loads((tmp_path / "run" / "best.json").read_text())
+    assert summary.best is not None and best["value"] == pytest.approx(-best["metrics"]["val_perplexity"])
+    assert best["text"].startswith("recurrent=[")

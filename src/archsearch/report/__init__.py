@@ -69,7 +69,10 @@ def write_report(run_dir: str | Path, out: str | Path | None = None, max_rows: i
         note = "Supernet metrics after every search epoch (a one-shot search trains one supernet, then the derived " \
                "architecture)."
     else:
-        figs["progress"] = plots.plot_progress(summary.trials, value_name, out / "progress.png")
+        obj = cfg.get("objective") or {}
+        goals = (obj.get("base") or {}).get("goals") if obj.get("kind") == "constrained" else obj.get("goals")
+        y_name = f"{goals[0]} (first objective)" if _is_multi_objective(obj) and goals else value_name
+        figs["progress"] = plots.plot_progress(summary.trials, y_name, out / "progress.png")
         note = f"Every finished trial's objective ({html.escape(value_name)}) and the best so far."
     parts.append(("Search progress", f"<p>{note}</p>" + _img(figs["progress"])))
     ok = [t for t in summary.trials if t.status == "ok"]

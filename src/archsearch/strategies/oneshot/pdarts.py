@@ -76,10 +76,10 @@ class PDARTS(DARTS):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.depth_key, self.base_depth = self._depth_setting()
-        self.stage = 0
+        self.stage = 0  # the base class built the stage-1 supernet: the space's own depth, every candidate
         self.kept: dict[str, tuple[int, ...]] = {label: tuple(range(len(a)))
                                                  for label, a in self.supernet.alphas.tensors.items()}
-        self._build_stage(0)
+        self._hook_skip_dropout()
 
     # --- stages ----------------------------------------------------------------------------------------------------
     def _depth_setting(self) -> tuple[str | None, int | None]:

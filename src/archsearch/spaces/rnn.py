@@ -9,7 +9,8 @@ relu, sigmoid, identity) and computes, with its own W_i, the highway update both
     [c, h] = W_i s_j,   s_i = s_j + σ(c)·(f(h) − s_j).
 
 The output h_t is the mean of the intermediate nodes: all of them in DARTS's space (``rnn``), the loose ends (nodes
-no other node reads) in ENAS's (``enas-rnn``). DARTS's supernet adds a 'none' candidate on every edge (see
+no other node reads) in ENAS's (``enas-rnn``). One simplification of ENAS: its first node's activation is a
+decision too, while here node 0 is DARTS's fixed highway node in both spaces. DARTS's supernet adds a 'none' candidate on every edge (see
 :mod:`archsearch.strategies.oneshot.rnn_supernet`). The network is the AWD-LSTM-style model both papers train:
 embedding, the cell unrolled over the window (h_0 = 0 for each window), dropout, a decoder tied to the embedding.
 It takes token windows (N, T) and returns logits (N, vocab, T) (a :class:`archsearch.text.TextDataset`'s shape:

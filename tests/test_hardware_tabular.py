@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import gzip
 import json
-import math
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +19,7 @@ from archsearch.objective import parse_objective
 from archsearch.result import Observation
 from archsearch.spaces.nb201 import from_string
 from archsearch.strategies import make_strategy
-from archsearch.strategies.multiobjective import hvi_samples, pareto_mask
+from archsearch.strategies.multiobjective import hvi_samples, pareto_mask, unwarp
 
 ARCH1 = "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|"
 ARCH0 = "|avg_pool_3x3~0|+|nor_conv_1x1~0|skip_connect~1|+|nor_conv_1x1~0|skip_connect~1|skip_connect~2|"
@@ -119,6 +116,15 @@ def test_hvi_samples_is_the_hypervolume_gained():
     assert hvi_samples(np.array([[[0.7]]]), np.array([[0.5]]), np.array([0.0]))[0, 0] == pytest.approx(0.2)
 
 
+def test_unwarp_interpolates_and_extrapolates_linearly():
+    raw = np.array([1.0, 2.0, 4.0, 4.0, 8.0])
+    warped = np.array([-1.0, -0.5, 0.25, 0.25, 1.0])  # ties share a warped value
+    assert unwarp(warped, warped, raw) == pytest.approx(raw)
+    assert unwarp(np.array([0.0]), warped, raw)[0] == pytest.approx(2 + 2 * 0.5 / 0.75)
+    assert unwarp(np.array([2.0]), warped, raw, tail=1)[0] == pytest.approx(8 + 4 / 0.75)
+    assert unwarp(np.array([-2.0]), warped, raw, tail=1)[0] == pytest.approx(1 - 2.0)
+
+
 def test_table_scorer_reference_and_true_front(pixel3):
     sc = TableScorer(pixel3, parse_objective("val_accuracy,latency_ms"))
     vals = np.array([m["val_accuracy"] for m in pixel3._metrics.values()])
@@ -144,12 +150,13 @@ def _mo_run(name, space, ev, objective, n, seed, batch=1, **options):
     return s, trace
 
 
-@pytest.mark.parametrize("name", ["bo-ehvi", "bo-parego", "local-pareto", "nsga2"])
-def test_multiobjective_strategies_are_deterministic_and_async(name, space, pixel3):
+@pytest.mark.parametrize("name, options", [("bo-ehvi", {}), ("bo-ehvi", {"units": "raw", "refine": 2}),
+                                           ("bo-parego", {}), ("local-pareto", {}), ("nsga2", {})])
+def test_multiobjective_strategies_are_deterministic_and_async(name, options, space, pixel3):
     obj = parse_objective("val_accuracy,latency_ms")
-    _, a = _mo_run(name, space, pixel3, obj, 20, seed=1, batch=3)
-    _, b = _mo_run(name, space, pixel3, obj, 20, seed=1, batch=3)
-    _, c = _mo_run(name, space, pixel3, obj, 20, seed=2, batch=3)
+    _, a = _mo_run(name, space, pixel3, obj, 20, seed=1, batch=3, **options)
+    _, b = _mo_run(name, space, pixel3, obj, 20, seed=1, batch=3, **options)
+    _, c = _mo_run(name, space, pixel3, obj, 20, seed=2, batch=3, **options)
     assert a == b and a != c and all(space.contains(x) for x in a)
     assert len(set(a)) == len(a) or name == "nsga2"  # model-based and local search never repeat
 
@@ -208,25 +215,32 @@ def test_constrained_benchmark_reports_feasible_incumbent_and_infeasible_share(t
         run_hw_benchmark(["random"], objective="val_accuracy,latency_ms", seeds=1, trials=2, workers=1)
 
 
-def cli(*args):
-    return subprocess.run([sys.executable, "-m", "archsearch.cli", *map(str, args)], capture_output=True,
-                          text=True, timeout=300)
+def cli(capsys, *args):
+    """The console entry point in this process (no interpreter start-up per call): (exit code, stdout, stderr)."""
+    from archsearch.cli import main
+
+    with pytest.raises(SystemExit) as info:
+        main([str(a) for a in args])
+    out = capsys.readouterr()
+    return info.value.code, out.out, out.err
 
 
-def test_cli_benchmark_and_search_on_the_table(tmp_path):
-    out = cli("benchmark", "--objectives", "val_accuracy,latency_ms", "--hardware", "titan_rtx", "--strategies",
-              "nsga2", "--seeds", "1", "--trials", "12", "--workers", "1", "--out", tmp_path / "b")
-    assert out.returncode == 0, out.stderr
-    assert "Hypervolume" in out.stdout and (tmp_path / "b" / "fronts.png").is_file()
+def test_cli_benchmark_and_search_on_the_table(tmp_path, capsys):
+    code, out, err = cli(capsys, "benchmark", "--objectives", "val_accuracy,latency_ms", "--hardware", "titan_rtx",
+                         "--strategies", "nsga2", "--seeds", "1", "--trials", "12", "--workers", "1", "--out",
+                         tmp_path / "b")
+    assert code == 0, err
+    assert "Hypervolume" in out and (tmp_path / "b" / "fronts.png").is_file()
     assert json.loads((tmp_path / "b" / "results.json").read_text())["command"].startswith("archsearch benchmark")
-    bad = cli("benchmark", "--objectives", "val_accuracy,latency_ms", "--hardware", "tpu", "--seeds", "1")
-    assert bad.returncode == 2 and bad.stderr.startswith("error: unknown hardware 'tpu'"), bad.stderr
-    run = cli("search", "--space", "nb201", "--evaluator", "tabular", "--hardware", "pixel3", "--constraint",
-              "latency_ms<=10.676", "--strategy", "bo-constrained", "--trials", "12", "--out", tmp_path / "r",
-              "--quiet")
-    assert run.returncode == 0, run.stderr
+    code, _, err = cli(capsys, "benchmark", "--objectives", "val_accuracy,latency_ms", "--hardware", "tpu",
+                       "--seeds", "1")
+    assert code == 2 and err.startswith("error: unknown hardware 'tpu'"), err
+    code, _, err = cli(capsys, "search", "--space", "nb201", "--evaluator", "tabular", "--hardware", "pixel3",
+                       "--constraint", "latency_ms<=10.676", "--strategy", "bo-constrained", "--trials", "12",
+                       "--out", tmp_path / "r", "--quiet")
+    assert code == 0, err
     cfg = json.loads((tmp_path / "r" / "best.json").read_text())
     assert cfg["metrics"]["latency_ms"] <= 10.676 and cfg["metrics"]["pixel3_ms"] == cfg["metrics"]["latency_ms"]
-    nohw = cli("search", "--space", "nb201", "--evaluator", "tabular", "--constraint", "latency_ms<=10",
-               "--trials", "2", "--out", tmp_path / "x", "--quiet")
-    assert nohw.returncode == 2 and "does not report latency_ms" in nohw.stderr
+    code, _, err = cli(capsys, "search", "--space", "nb201", "--evaluator", "tabular", "--constraint",
+                       "latency_ms<=10", "--trials", "2", "--out", tmp_path / "x", "--quiet")
+    assert code == 2 and "does not report latency_ms" in err, err

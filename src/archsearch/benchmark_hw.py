@@ -40,7 +40,6 @@ from .registry import UnknownNameError
 from .result import OK, Observation, Result
 from .spaces import get_space
 from .strategies import STRATEGIES, make_strategy
-from .strategies.multiobjective import pareto_mask
 
 __all__ = ["HWRun", "HWBenchmarkResult", "TableScorer", "run_one_hw", "run_hw_benchmark", "write_hw_outputs",
            "hw_table_rows"]

@@ -325,9 +325,10 @@ class MultiObjectiveBO(_ModelBased):
 
 
 @register_strategy("bo-parego")
-def _bo_parego(space: SearchSpace, seed: int = 0, **options) -> MultiObjectiveBO:
+def _bo_parego(space: SearchSpace, seed: int = 0, constraints: Sequence[str] | str | None = None,
+               **options) -> MultiObjectiveBO:
     """ParEGO: :class:`MultiObjectiveBO` with ``acquisition="parego"``."""
-    s = MultiObjectiveBO(space, seed, acquisition="parego", **options)
+    s = MultiObjectiveBO(space, seed, acquisition="parego", constraints=constraints, **options)
     s.name = "bo-parego"
     return s
 

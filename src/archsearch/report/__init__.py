@@ -80,13 +80,15 @@ def write_report(run_dir: str | Path, out: str | Path | None = None, max_rows: i
         last = epochs[-1].alphas
         figs["distribution"] = plots.plot_distribution(
             {"largest weight per decision": [max(v) for v in last.values()]}, out / "distribution.png",
-            "how decided the architecture weights are at the last epoch (1 = one candidate holds all the weight)")
+            "how decided the architecture weights are at the last epoch", xrange=(0.0, 1.0),
+            xlabel="largest softmax(α) of a decision (1: one candidate holds all the weight)")
     else:
         vals = {k: [t.metrics.get(k) for t in ok] for k in ("val_accuracy", "test_accuracy")}
         if not any(v is not None for vs in vals.values() for v in vs):
             vals = {"objective": [t.value for t in ok]}
         figs["distribution"] = plots.plot_distribution(vals, out / "distribution.png",
-                                                       f"{len(ok)} successful trials")
+                                                       f"{len(ok)} successful trials", xlabel="accuracy (%)"
+                                                       if "val_accuracy" in vals else "objective")
     parts.append(("Distribution of results", _img(figs["distribution"])))
 
     # best architecture

@@ -31,7 +31,7 @@ def draw_architecture(space: SearchSpace, arch: Architecture, path) -> None:
         from ..genotypes import arch_to_genotype
 
         g = arch_to_genotype(space, arch)
-        fig, axes = plt.subplots(1, 2, figsize=(13, 4.6), dpi=110)
+        fig, axes = plt.subplots(1, 2, figsize=(14, 5.2), dpi=110)
         _draw_cell(axes[0], g.normal, g.normal_concat, "normal cell")
         _draw_cell(axes[1], g.reduce, g.reduce_concat, "reduction cell")
     elif space.name == "nb201":
@@ -56,39 +56,48 @@ def _node(ax, xy, text, colour) -> None:
             bbox=dict(boxstyle="round,pad=0.4", fc=colour, ec="0.25", lw=1))
 
 
-def _edge(ax, a, b, label: str | None, rad: float = 0.0, colour: str = "0.2", dashed: bool = False) -> None:
+def _edge(ax, a, b, label: str | None, rad: float = 0.0, colour: str = "0.2", dashed: bool = False,
+          at: float = 0.5) -> None:
+    """An arrow a -> b bending like matplotlib's arc3 (``rad``), its label at fraction ``at`` along the curve."""
     ax.annotate("", xy=b, xytext=a, zorder=2, arrowprops=dict(
         arrowstyle="-|>", color=colour, lw=1.3, ls="--" if dashed else "-", shrinkA=16, shrinkB=16,
         connectionstyle=f"arc3,rad={rad}"))
     if label:
-        mx, my = (a[0] + b[0]) / 2, (a[1] + b[1]) / 2
         dx, dy = b[0] - a[0], b[1] - a[1]
-        mx, my = mx + rad * dy * 0.5, my - rad * dx * 0.5  # the arc's midpoint (matplotlib's arc3 Bezier)
-        ax.text(mx, my, label, fontsize=7.5, ha="center", va="center", color=colour, zorder=3,
-                bbox=dict(boxstyle="round,pad=0.15", fc="white", ec="none", alpha=0.85))
+        c = ((a[0] + b[0]) / 2 + rad * dy, (a[1] + b[1]) / 2 - rad * dx)  # arc3's Bezier control point
+        u = 1 - at
+        x = u * u * a[0] + 2 * u * at * c[0] + at * at * b[0]
+        y = u * u * a[1] + 2 * u * at * c[1] + at * at * b[1]
+        ax.text(x, y, label, fontsize=7.5, ha="center", va="center", color=colour, zorder=3,
+                bbox=dict(boxstyle="round,pad=0.15", fc="white", ec="none", alpha=0.9))
 
 
 def _draw_cell(ax, edges, concat, title: str) -> None:
+    """Inputs on the left (c_{k-2} above, c_{k-1} below), intermediate nodes in a row, output on the right; edges
+    between intermediate nodes arc above the row, the concatenation (dashed) below it."""
     nodes = len(edges) // 2
-    pos = {0: (0.0, 1.4), 1: (0.0, -1.4)}
+    pos = {0: (0.0, 3.0), 1: (0.0, -3.0)}
     for i in range(nodes):
-        pos[i + 2] = (1.6 + 1.5 * i, 1.0 if i % 2 == 0 else -1.0)
-    out = (1.6 + 1.5 * nodes + 0.6, 0.0)
+        pos[i + 2] = (2.4 + 2.0 * i, 0.0)
+    out = (2.4 + 2.0 * nodes + 0.4, 0.0)
     for e, (op, j) in enumerate(edges):
         target = e // 2 + 2
         a, b = pos[j], pos[target]
-        rad = 0.0 if abs(a[0] - b[0]) < 1.7 else (0.25 if e % 2 == 0 else -0.25)
-        _edge(ax, a, b, op, rad, _colour(op))
+        if j < 2:  # from a cell input: a straight line; labels staggered in height so that a fan stays readable
+            _edge(ax, a, b, op, 0.0, _colour(op), at=0.78 - 0.38 * (target - 2) / max(1, nodes - 1))
+        else:
+            _edge(ax, a, b, op, -0.35 - 0.08 * (target - j - 1), _colour(op), at=0.5)
     for k in concat:
-        _edge(ax, pos[k], out, None, 0.0, "0.6", dashed=True)
+        _edge(ax, pos[k], out, None, 0.25 if k - 2 < nodes - 1 else 0.0, "0.6", dashed=True)
     _node(ax, pos[0], "c_{k-2}", "#a1d99b")
     _node(ax, pos[1], "c_{k-1}", "#a1d99b")
     for i in range(nodes):
         _node(ax, pos[i + 2], str(i), "#9ecae1")
     _node(ax, out, "c_{k}", "#fdd49e")
     ax.set_title(title, fontsize=11)
-    ax.set_xlim(-0.7, out[0] + 0.7)
-    ax.set_ylim(-2.1, 2.1)
+    ax.set_xlim(-0.8, out[0] + 0.8)
+    ax.set_ylim(-3.5, 3.5)
+    ax.set_aspect("equal")  # arc3 bends in display space: equal scales keep the labels on the arcs
     ax.axis("off")
 
 
@@ -108,7 +117,8 @@ def _draw_nb201(ax, arch: Architecture) -> None:
               "#a1d99b" if i == 0 else ("#fdd49e" if i == 3 else "#9ecae1"))
     ax.set_title("NAS-Bench-201 cell (edges with 'none' omitted)", fontsize=11)
     ax.set_xlim(-0.9, 7.5)
-    ax.set_ylim(-1.6, 1.6)
+    ax.set_ylim(-1.9, 1.9)
+    ax.set_aspect("equal")
     ax.axis("off")
 
 

@@ -79,18 +79,21 @@ def plot_oneshot_progress(epochs: Sequence[Any], path: Path) -> Path:
     return _save(fig, path)
 
 
-def plot_distribution(values: dict[str, Sequence[float]], path: Path, title: str = "") -> Path:
+def plot_distribution(values: dict[str, Sequence[float]], path: Path, title: str = "",
+                      xrange: tuple[float, float] | None = None, xlabel: str = "") -> Path:
     """Histograms of result metrics (e.g. val and test accuracy of the successful trials), overlaid."""
     plt = _plt()
     fig, ax = plt.subplots(figsize=(7, 4), dpi=110)
     data = {k: [float(v) for v in vs if v is not None and math.isfinite(float(v))] for k, vs in values.items()}
     data = {k: v for k, v in data.items() if v}
     allv = [v for vs in data.values() for v in vs]
-    bins = np.linspace(min(allv), max(allv) + 1e-9, 21) if allv and max(allv) > min(allv) else 10
+    lo, hi = xrange if xrange is not None else (min(allv, default=0.0), max(allv, default=1.0))
+    bins = np.linspace(lo, hi + 1e-9, 21) if hi > lo else 10
     for k, vs in data.items():
         ax.hist(vs, bins=bins, alpha=0.55, label=f"{k} (n={len(vs)}, median {np.median(vs):.2f})")
     ax.set_ylabel("count")
-    ax.set_title(title, fontsize=10)
+    ax.set_xlabel(xlabel)
+    ax.set_title(title, fontsize=9)
     ax.grid(alpha=0.3)
     if data:
         ax.legend(fontsize=8)
@@ -126,7 +129,8 @@ def plot_alphas(epochs: Sequence[Any], names: dict[str, Sequence[str]], path: Pa
     if handles:
         fig.legend(list(handles.values()), list(handles), loc="lower center", ncol=min(8, len(handles)), fontsize=8,
                    frameon=False)
-    fig.supxlabel("search epoch", fontsize=9, y=0.06 if handles else 0.01)
+    for ax in axes[-1]:
+        ax.set_xlabel("search epoch", fontsize=8)
     fig.tight_layout(rect=(0, 0.08 if handles else 0, 1, 1))
     fig.savefig(path)
     plt.close(fig)

@@ -150,7 +150,7 @@ def _mo_run(name, space, ev, objective, n, seed, batch=1, **options):
     return s, trace
 
 
-@pytest.mark.parametrize("name, options", [("bo-ehvi", {}), ("bo-ehvi", {"units": "raw", "refine": 2}),
+@pytest.mark.parametrize("name, options", [("bo-ehvi", {}), ("bo-ehvi", {"units": "raw", "refine": 2, "reference": "observed"}),
                                            ("bo-parego", {}), ("local-pareto", {}), ("nsga2", {})])
 def test_multiobjective_strategies_are_deterministic_and_async(name, options, space, pixel3):
     obj = parse_objective("val_accuracy,latency_ms")

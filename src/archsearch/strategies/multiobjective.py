@@ -9,7 +9,8 @@
   ``units="raw"`` maps every posterior sample back through the observed warped-to-raw relation and measures the
   improvement in the objectives' own units instead (on NAS-Bench-201 it chased the low-accuracy end of the front,
   where raw areas are large: see docs/benchmarks.md). The reference point is the nadir of the current front minus
-  10% of its range (BoTorch's ``infer_reference_point``); nothing about a benchmark's reference point is used.
+  10% of its range (BoTorch's ``infer_reference_point``; ``reference="observed"``: the worst feasible values
+  observed, minus 10%); nothing about a benchmark's reference point is used.
   The acquisition is maximised over the candidates below, then (``refine`` > 0) by hill climbing on it from the
   ``refine`` best candidates.
   EHVI is exact-by-sampling for one and two objectives; with three or more, ``bo-ehvi`` uses ParEGO's
@@ -227,7 +228,7 @@ class MultiObjectiveBO(_ModelBased):
 
     def __init__(self, space: SearchSpace, seed: int = 0, acquisition: str = "ehvi", n_init: int = 10,
                  n_random: int = 200, samples: int = 64, rho: float = 0.05, units: str = "warped",
-                 refine: int = 0, refine_steps: int = 3, encoding: str = "both",
+                 refine: int = 0, refine_steps: int = 3, reference: str = "front", encoding: str = "both",
                  constraints: Sequence[str] | str | None = None):
         super().__init__(space, seed, n_init, n_random, encoding, constraints)
         if acquisition not in ("ehvi", "parego") or samples < 1 or units not in ("raw", "warped"):
@@ -235,6 +236,9 @@ class MultiObjectiveBO(_ModelBased):
                              f"or 'warped'")
         self.units = units
         self.refine, self.refine_steps = int(refine), int(refine_steps)
+        if reference not in ("front", "observed"):
+            raise ValueError(f"{self.name}: reference must be 'front' or 'observed', not {reference!r}")
+        self.reference = reference
         self.acquisition, self.samples, self.rho = acquisition, int(samples), float(rho)
         self.models: list[GPSurrogate] = []
 
@@ -296,7 +300,8 @@ class MultiObjectiveBO(_ModelBased):
         else:
             F = np.stack(warped, -1)[feasible]
         front = F[pareto_mask(F)]
-        lo, hi = front.min(0), front.max(0)
+        box = front if self.reference == "front" else F
+        lo, hi = box.min(0), box.max(0)
         ref = lo - 0.1 * np.where(hi > lo, hi - lo, 1.0)
         z = self.rng.standard_normal((1, self.samples, k))  # common random numbers across candidates
 

@@ -184,6 +184,8 @@ def _img(path: Path) -> str:
 def _fmt(v: Any) -> str:
     if v is None:
         return "-"
+    if isinstance(v, int) and not isinstance(v, bool):
+        return f"{v:,}"
     if isinstance(v, float):
         if not math.isfinite(v):
             return "-"

@@ -139,3 +139,11 @@ def test_report_renders_in_headless_chromium(runs, tmp_path):
                     f"--screenshot={shot}", "--window-size=1280,2000", rep.html.resolve().as_uri()],
                    check=True, capture_output=True, timeout=120)
     assert shot.is_file() and shot.stat().st_size > 20_000  # a rendered page, not a blank one
+
+
+def test_alpha_candidates_of_cell_supernet_edges_and_space_decisions():
+    from archsearch.genotypes import DEFAULT_CELL_OPS
+    from archsearch.report import _candidates
+
+    assert _candidates(get_space("cell"), "reduce_n3_e4") == ["none", *DEFAULT_CELL_OPS]
+    assert _candidates(get_space("nb201"), "2<-1") == list(get_space("nb201").decision("2<-1").options)

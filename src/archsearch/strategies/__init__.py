@@ -10,4 +10,4 @@ except ImportError:  # pragma: no cover
 from . import bayesopt, grid, local, rl  # noqa: F401,E402  (issue 4: rl, bo, local, grid)
 from . import pareto  # noqa: F401,E402  (issue 6: nsga2)
 from . import multiobjective  # noqa: F401,E402  (issue 10: bo-ehvi, bo-parego, local-pareto, bo-constrained)
-from . import hierarchical  # noqa: F401,E402  (issue 11: hierarchical-evolution)
+from . import hierarchical, nao, pnas  # noqa: F401,E402  (issue 11: hierarchical-evolution, pnas, nao)

@@ -9,7 +9,9 @@
   by ``init_mutations`` random mutations (the paper uses 1000).
 * Search (section 3.3): tournament selection, asynchronous: each ask draws ``tournament`` (5%) of the population
   at random (at least ``min_tournament``), mutates the best of them, and the child joins the population when
-  told. The population is never pruned.
+  told. The population is never pruned. The paper's tournaments never held fewer than 10 (5% of at least 200
+  genotypes); with the tens of genotypes of a CPU budget 5% would be a single random pick, so a tournament holds
+  at least ``min_tournament`` (5).
 
 The hierarchy comes from :func:`archsearch.spaces.hierarchical.motif_groups`. On a space without one (nb201,
 macro, a user's space) every decision counts as an edge of one motif: mutation changes one active decision
@@ -49,7 +51,7 @@ class HierarchicalEvolution(Strategy):
     population), ``min_tournament``, ``retries``."""
 
     def __init__(self, space: SearchSpace, seed: int = 0, n_init: int = 20, init_mutations: int = 1000,
-                 tournament: float = 0.05, min_tournament: int = 2, retries: int = 20):
+                 tournament: float = 0.05, min_tournament: int = 5, retries: int = 20):
         super().__init__(space, seed)
         if n_init < 1 or init_mutations < 0 or not 0 < tournament <= 1 or min_tournament < 1 or retries < 0:
             raise ValueError("hierarchical-evolution needs n_init >= 1, init_mutations >= 0, 0 < tournament <= 1, "

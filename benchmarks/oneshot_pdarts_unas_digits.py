@@ -10,7 +10,8 @@ Runs, in fresh processes (imports included in the time), with the issue-5 DARTS 
     archsearch search --strategy unas ... --epochs 5 ... --strategy-opt latency_weight=L   (measured latency)
 
 The child's CPU time (user + sys) is recorded beside the wall time: with OMP_NUM_THREADS=1 it is what the run
-would take on an idle core, which the wall time on a shared, loaded machine is not. The script then re-measures the two UNAS architectures' latency side by side (built at the space's size, batch 1, one thread,
+would take on an idle core, which the wall time on a shared, loaded machine is not. The script then re-measures
+the two UNAS architectures' latency side by side (built at the space's size, batch 1, one thread,
 CPU-time clock, alternating A/B rounds) so that machine load hits both alike.
 
     python benchmarks/oneshot_pdarts_unas_digits.py [--seeds 0] [--which pdarts unas] [--latency-weight 2]
@@ -48,7 +49,8 @@ def run(name: str, strategy: str, epochs: int, seed: int, out: Path, extra: list
     cpu = (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)  # what the run costs, whatever the load
     best = json.loads((run_dir / "best.json").read_text())
     m = best["metrics"]
-    return {"name": name, "seed": seed, "wall_seconds": round(wall, 1), "cpu_seconds": round(cpu, 1), "search_seconds": round(m["search_seconds"], 1),
+    return {"name": name, "seed": seed, "wall_seconds": round(wall, 1), "cpu_seconds": round(cpu, 1),
+            "search_seconds": round(m["search_seconds"], 1),
             "train_seconds": round(m["train_seconds"], 1), "val_accuracy": m["val_accuracy"],
             "test_accuracy": m["test_accuracy"], "params": m.get("params"), "genotype": best["text"],
             "architecture": best["architecture"], "load1_start": load0, "load1_end": os.getloadavg()[0],

@@ -75,7 +75,8 @@ def main() -> None:
     if rand and searched:
         print(f"{args.strategy}: val ppl {statistics.mean(searched):.3f} (n={len(searched)}); random cells: "
               f"{statistics.mean(rand):.3f} ± {statistics.pstdev(rand):.3f} (min {min(rand):.3f}, n={len(rand)}); "
-              f"target (searched mean < random mean): {'met' if statistics.mean(searched) < statistics.mean(rand) else 'NOT met'}")
+              f"target (searched mean < random mean): "
+              f"{'met' if statistics.mean(searched) < statistics.mean(rand) else 'NOT met'}")
 
 
 if __name__ == "__main__":

@@ -119,7 +119,8 @@ class PDARTS(DARTS):
             self.supernet = build_supernet(self.space, self.data.shape, self.seed + 1000 * stage, o.fixed_values,
                                            cfg or None)
         except (ValueError, TypeError) as e:
-            raise UserError(f"cannot build the P-DARTS stage-{stage + 1} supernet of {self.space.name!r}: {e}") from None
+            raise UserError(f"cannot build the P-DARTS stage-{stage + 1} supernet of {self.space.name!r}: "
+                            f"{e}") from None
         self.model = self.supernet.model.to(self.device)
         self.supernet.alphas.to(self.device)
         self.state = self.supernet.state

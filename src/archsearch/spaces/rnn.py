@@ -12,7 +12,8 @@ The output h_t is the mean of the intermediate nodes: all of them in DARTS's spa
 no other node reads) in ENAS's (``enas-rnn``). One simplification of ENAS: its first node's activation is a
 decision too, while here node 0 is DARTS's fixed highway node in both spaces. DARTS's supernet adds a 'none'
 candidate on every edge (see :mod:`archsearch.strategies.oneshot.rnn_supernet`). The network is the
-AWD-LSTM-style model both papers train: embedding, the cell unrolled over the window (h_0 = 0 for each window), dropout, a decoder tied to the embedding.
+AWD-LSTM-style model both papers train: embedding, the cell unrolled over the window (h_0 = 0 for each window),
+dropout, a decoder tied to the embedding.
 It takes token windows (N, T) and returns logits (N, vocab, T) (a :class:`archsearch.text.TextDataset`'s shape:
 ``InputShape(1, 1, T, vocab)``). Defaults are small for CPUs (DARTS: 300 units, 8 nodes; ENAS: 1000 units,
 12 nodes).

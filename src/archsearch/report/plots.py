@@ -69,8 +69,11 @@ def plot_oneshot_progress(epochs: Sequence[Any], path: Path) -> Path:
         ax.plot([e.epoch for e in ep], [e.metrics[k] for e in ep], marker="o", ms=3, label=k)
     axes[0].set_ylabel("accuracy (%)")
     axes[1].set_ylabel("loss")
+    from matplotlib.ticker import MaxNLocator
+
     for ax in axes:
         ax.set_xlabel("search epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
         if ax.lines:
             ax.legend(fontsize=8)
@@ -129,8 +132,11 @@ def plot_alphas(epochs: Sequence[Any], names: dict[str, Sequence[str]], path: Pa
     if handles:
         fig.legend(list(handles.values()), list(handles), loc="lower center", ncol=min(8, len(handles)), fontsize=8,
                    frameon=False)
+    from matplotlib.ticker import MaxNLocator
+
     for ax in axes[-1]:
         ax.set_xlabel("search epoch", fontsize=8)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     fig.tight_layout(rect=(0, 0.08 if handles else 0, 1, 1))
     fig.savefig(path)
     plt.close(fig)

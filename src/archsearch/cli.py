@@ -54,7 +54,9 @@ def search(
     train_epochs: Optional[int] = typer.Option(None, "--train-epochs", help="One-shot strategies: epochs to train "
                                                "the derived architecture from scratch (default 10)."),
     seed: int = typer.Option(0, help="Seed of the whole search (reproducible on the same CPU)."),
-    data: Optional[str] = typer.Option(None, help="Dataset: 'digits' (default, embedded) or a .npz file."),
+    data: Optional[str] = typer.Option(None, help="Dataset: 'digits' (default, embedded), cifar10, cifar100, "
+                                       "mnist, fashion-mnist (local copies under $ARCHSEARCH_DATA), a data folder "
+                                       "(CIFAR batches, MNIST IDX, one sub-folder per class) or a .npz file."),
     evaluator: str = typer.Option("train", help="Performance estimator: train, tabular (nb201 only), or "
                                   "weight-sharing (a SPOS supernet trained for --epochs ranks architectures)."),
     table: Optional[Path] = typer.Option(None, help="Benchmark table CSV for the tabular evaluator."),
@@ -218,7 +220,8 @@ def evaluate(
     space: str = typer.Option(DEFAULTS["space"], help="The space the architecture belongs to."),
     space_opt: Optional[List[str]] = typer.Option(None, "--space-opt", help="Space setting KEY=VALUE."),
     epochs: int = typer.Option(DEFAULTS["epochs"], help="Training epochs."),
-    data: Optional[str] = typer.Option(None, help="Dataset: 'digits' (default) or a .npz file."),
+    data: Optional[str] = typer.Option(None, help="Dataset: 'digits' (default), a local dataset name, a data "
+                                       "folder or a .npz file (as for search)."),
     seed: int = typer.Option(0, help="Training seed."),
     device: str = typer.Option("auto", help="auto, cpu, cuda ..."),
     as_json: bool = typer.Option(False, "--json", help="Print the metrics as JSON."),

@@ -128,7 +128,7 @@ def test_nao_beats_random_on_a_synthetic_objective():
     na, rs = [], []
     for seed in range(4):
         target = space.sample(np.random.default_rng(800 + seed))
-        na.append(drive(NAO(space, seed=seed, steps=60), space, target, 80)[0])
+        na.append(drive(NAO(space, seed=seed, steps=20, first_steps=80), space, target, 80)[0])
         rs.append(drive(make_strategy("random", space, seed=seed), space, target, 80)[0])
     assert np.mean(na) > np.mean(rs) + 5.0, (np.mean(na), np.mean(rs))
 

@@ -25,8 +25,8 @@ controller across its iterations).
 
 Schedule: ``n_init`` random architectures, then rounds of up to ``batch`` generated architectures from the
 ``batch`` best seeds. Several asks in flight: a new round starts from the results told so far once the previous
-round's architectures have all been asked. When gradient ascent finds nothing new, a one-decision mutation of the
-best architecture is asked instead (then a random one). Nothing is asked twice (unless the space seems exhausted).
+round's architectures have all been asked. When gradient ascent finds fewer than ``batch`` new architectures, the
+round is filled up with one-decision mutations of its seeds (then random ones). Nothing is asked twice (unless the space seems exhausted).
 """
 from __future__ import annotations
 
@@ -120,7 +120,8 @@ class NAO(Strategy):
         self.queue: list[Architecture] = []
         self.n_asked = 0
         self.trained_steps = 0
-        self.fallbacks = 0
+        self.fallbacks = 0  # architectures asked by mutation because gradient ascent found too few
+        self._decoded: dict[tuple[int, ...], Architecture] = {}
 
     # ---- encoding -------------------------------------------------------------------------------------------
     def tokens(self, archs: list[Architecture]) -> torch.Tensor:
@@ -129,8 +130,12 @@ class NAO(Strategy):
         return torch.as_tensor(rows, dtype=torch.long)
 
     def arch_of(self, row: list[int]) -> Architecture:
-        choice = {d.label: ch[t - o] for d, ch, o, t in zip(self.decisions, self._choices, self.model.offsets, row)}
-        return self.space.canonical(Architecture(choice))
+        key = tuple(row)
+        got = self._decoded.get(key)
+        if got is None:
+            choice = {d.label: ch[t - o] for d, ch, o, t in zip(self.decisions, self._choices, self.model.offsets, row)}
+            got = self._decoded[key] = self.space.canonical(Architecture(choice))
+        return got
 
     # ---- ask / tell -----------------------------------------------------------------------------------------
     def _ask(self) -> Architecture:
@@ -141,7 +146,7 @@ class NAO(Strategy):
             arch = self.queue.pop(0)
             if arch not in self.asked:
                 return self._remember(arch)
-        if self.n_asked > self.n_init and self.values:  # gradient ascent found nothing new
+        if self.n_asked > self.n_init and self.values:  # nothing new found: mutate the best
             self.fallbacks += 1
             best = max(self.values, key=self.values.__getitem__)
             for _ in range(20):
@@ -205,6 +210,13 @@ class NAO(Strategy):
             with torch.no_grad():
                 pred = self.model.predict(self.model.encode(self.tokens(new))).numpy()
             new = [new[int(i)] for i in np.argsort(-pred, kind="stable")]
+        for parent in seeds:  # a round is ``batch`` architectures: fill up with mutations of the seeds
+            if len(new) >= self.batch:
+                break
+            child = self.space.mutate(parent, self.rng)
+            if child not in self.asked and child not in new:
+                self.fallbacks += 1
+                new.append(child)
         return new
 
     def _remember(self, arch: Architecture) -> Architecture:

@@ -60,6 +60,14 @@ class Strategy:
         done = [o for o in self.history if not o.failed and o.feasible]
         return max(done, key=lambda o: o.value) if done else None
 
+    def sample_unasked(self, asked: set[Architecture], tries: int = 1000) -> Architecture:
+        """A random architecture not in ``asked`` (any random one once the space seems exhausted)."""
+        for _ in range(tries):
+            a = self.space.sample(self.rng)
+            if a not in asked:
+                return a
+        return self.space.sample(self.rng)
+
 
 STRATEGIES: Registry[Callable[..., Strategy]] = Registry("strategy")
 

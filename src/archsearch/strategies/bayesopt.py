@@ -239,10 +239,5 @@ class BayesianOptimization(Strategy):
             got = self._neighbours[arch] = self.space.neighbours(arch)
         return got
 
-    def _unasked_sample(self, tries: int = 1000) -> Architecture:
-        """A random architecture not asked before (any random one once the space seems exhausted)."""
-        for _ in range(tries):
-            a = self.space.sample(self.rng)
-            if a not in self.asked:
-                return a
-        return self.space.sample(self.rng)
+    def _unasked_sample(self) -> Architecture:
+        return self.sample_unasked(self.asked)

@@ -211,12 +211,8 @@ class _ModelBased(Strategy):
                 out[a] = None
         return list(out)
 
-    def _unasked_sample(self, tries: int = 1000) -> Architecture:
-        for _ in range(tries):
-            a = self.space.sample(self.rng)
-            if a not in self.asked:
-                return a
-        return self.space.sample(self.rng)
+    def _unasked_sample(self) -> Architecture:
+        return self.sample_unasked(self.asked)
 
 
 @register_strategy("bo-ehvi")

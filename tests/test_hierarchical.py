@@ -27,7 +27,7 @@ def test_decisions_follow_the_paper():
     assert sorted(groups) == [2, 3]
     assert len(groups[2]) == 6 and all(len(e) == 6 for e in groups[2].values())  # M2 = 6 motifs of 4 nodes
     assert len(groups[3]["top"]) == 10  # one level-3 motif of 5 nodes
-    assert space.decision(top_label(4, 0)).options == ("none",) + tuple(f"motif{k}" for k in range(6))
+    assert space.decision(top_label(4, 0)).options == tuple(f"motif{k}" for k in range(6)) + ("none",)
     assert space.decision(motif_label(5, 3, 2)).options == PRIMITIVES
     assert motif_groups(get_space("nb201")) is None
 

@@ -8,7 +8,9 @@ An architecture is a hierarchy of motifs, each a small DAG whose edges carry mot
 * level 2: ``motifs`` motifs (the paper's M2 = 6), each a DAG of ``motif_nodes`` nodes (|G2| = 4): the edge
   i -> j (i < j) carries one primitive (decision ``m{k}:{j}<-{i}``);
 * level 3: one motif, a DAG of ``cell_nodes`` nodes (|G3| = 5) whose edge i -> j carries one level-2 motif or
-  ``none`` (decision ``top:{j}<-{i}``, a value ``motif0 .. motif{M2-1}`` or ``none``).
+  ``none`` (decision ``top:{j}<-{i}``, a value ``motif0 .. motif{M2-1}`` or ``none``). The level-3 decisions are
+  values (the network needs to know which motifs it uses); a one-shot supernet fixes them at their first option,
+  motif0 on every edge, and searches motif0's primitives.
 
 A node merges what reaches it as the paper does, by depthwise concatenation (``merge="concat"``), followed by a
 1x1 conv + BN back to C channels; ``merge="sum"`` adds instead (cheaper; on digits it trained less stably). A
@@ -158,7 +160,7 @@ class Cell(nn.Module):
 def _ask_top(c: Chooser, motifs: int, cell_nodes: int) -> tuple[dict[tuple[int, int], str], set[int]]:
     """The level-3 decisions (values, so the network knows which motifs it uses). An edge leaving a node that
     nothing reaches is inactive; the used motifs are those on the other edges."""
-    names = ("none",) + tuple(f"motif{k}" for k in range(motifs))
+    names = tuple(f"motif{k}" for k in range(motifs)) + ("none",)  # a supernet fixes values at the first
     top, reach, used = {}, {0}, set()
     for j, i in _edges(cell_nodes):
         live = i in reach

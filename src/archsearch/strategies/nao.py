@@ -153,7 +153,7 @@ class NAO(Strategy):
                 arch = self.space.mutate(best, self.rng)
                 if arch not in self.asked:
                     return self._remember(arch)
-        return self._remember(self._unasked_sample())
+        return self._remember(self.sample_unasked(self.asked))
 
     def _tell(self, obs: Observation) -> None:
         self.asked.add(obs.arch)
@@ -222,10 +222,3 @@ class NAO(Strategy):
     def _remember(self, arch: Architecture) -> Architecture:
         self.asked.add(arch)
         return arch
-
-    def _unasked_sample(self, tries: int = 1000) -> Architecture:
-        for _ in range(tries):
-            a = self.space.sample(self.rng)
-            if a not in self.asked:
-                return a
-        return self.space.sample(self.rng)

@@ -133,7 +133,7 @@ class ProgressiveSearch(Strategy):
                 self.asked.add(arch)
                 return arch
             self._next_round()
-        arch = self._unasked_sample()  # nothing left to expand: a random architecture
+        arch = self.sample_unasked(self.asked)  # nothing left to expand: a random architecture
         self.asked.add(arch)
         return arch
 
@@ -186,10 +186,3 @@ class ProgressiveSearch(Strategy):
                                        members=self.members, hidden=self.hidden, steps=self.steps)
         pred = model.predict(self.encoder.many(cands))
         return [cands[int(i)] for i in np.argsort(-pred, kind="stable")]
-
-    def _unasked_sample(self, tries: int = 1000) -> Architecture:
-        for _ in range(tries):
-            a = self.space.sample(self.rng)
-            if a not in self.asked:
-                return a
-        return self.space.sample(self.rng)

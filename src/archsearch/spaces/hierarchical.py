@@ -28,7 +28,6 @@ genotypes that differ only there are the same architecture). The text form lists
 """
 from __future__ import annotations
 
-
 import torch
 from torch import nn
 

@@ -54,6 +54,9 @@ def test_strategies_without_a_data_parallel_form_are_refused(tmp_path):
     with pytest.raises(UserError, match="data-parallel"):
         OneShotStudy.create(space="nb201", strategy="enas", epochs=1, space_config=SPACE, run_dir=tmp_path / "r",
                             workers=2)
+    with pytest.raises(UserError, match="at least 1"):
+        OneShotStudy.create(space="nb201", strategy="darts", epochs=1, space_config=SPACE, run_dir=tmp_path / "r",
+                            workers=0)
     with pytest.raises(UserError, match="process or ray"):
         OneShotStudy.create(space="nb201", strategy="darts", epochs=1, space_config=SPACE, run_dir=tmp_path / "r",
                             workers=2, executor="inline")

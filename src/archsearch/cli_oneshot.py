@@ -39,7 +39,7 @@ def search_oneshot(*, space: str, strategy: str, trials: int | None, seconds: fl
         if trials is not None:
             raise UserError("--trials is for black-box strategies; a one-shot search trains one supernet: give "
                             "--epochs (search) and --train-epochs (the derived architecture)")
-        workers = workers or 1
+        workers = 1 if workers is None else workers
         if workers > 1 and executor == "inline":
             executor = "process"  # --workers N alone: N local processes
         train_epochs = DEFAULT_TRAIN_EPOCHS if train_epochs is None else train_epochs

@@ -88,7 +88,7 @@ class OneShotStudy:
         ``address`` of a Ray cluster; ``threads`` per process, default: the cores shared out)."""
         space_config, options = dict(space_config or {}), dict(strategy_options or {})
         cls_ = ONESHOT.get(strategy)
-        workers = int(workers or 1)
+        workers = 1 if workers is None else int(workers)
         if workers < 1:
             raise UserError(f"--workers must be at least 1, got {workers}")
         if workers > 1 and strategy not in DP_SUPPORTED:

@@ -54,7 +54,8 @@ def search(space: str = DEFAULTS["space"], strategy: str = DEFAULTS["strategy"],
                                       space_config=space_config, strategy_options=strategy_options,
                                       evaluator=evaluator, evaluator_options=ev_opts,
                                       objective=parse_objective(objective), run_dir=out, seconds=seconds,
-                                      data=data, workers=1 if workers is None else workers, executor=executor or "process",
+                                      data=data, workers=1 if workers is None else workers,
+                                      executor=executor or "process",
                                       address=address)
         oneshot.run()
         return load(oneshot.run_dir)

@@ -41,9 +41,8 @@ def search(space: str = DEFAULTS["space"], strategy: str = DEFAULTS["strategy"],
 
     ev_opts = dict(evaluator_options or {})
     if strategy in ONESHOT:
-        from .cli_oneshot import DEFAULT_TRAIN_EPOCHS
         from .errors import UserError
-        from .strategies.oneshot.runner import OneShotStudy
+        from .strategies.oneshot.runner import DEFAULT_TRAIN_EPOCHS, OneShotStudy
 
         if trials is not None:
             raise UserError("trials is for black-box strategies; a one-shot search trains one supernet: give "

@@ -17,8 +17,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn
     TimeRemainingColumn
 
 from .errors import UserError
-
-DEFAULT_TRAIN_EPOCHS = 10
+from .strategies.oneshot.runner import DEFAULT_TRAIN_EPOCHS
 
 
 def search_oneshot(*, space: str, strategy: str, trials: int | None, seconds: float | None, epochs: int,

@@ -40,6 +40,8 @@ from .distributed import SUPPORTED as DP_SUPPORTED, close_group, init_group, lau
 from .base import ONESHOT, OneShotStrategy, make_oneshot, parse_options
 
 CHECKPOINT = "checkpoint.pt"
+#: Epochs the derived architecture is trained from scratch unless told otherwise (CLI and API).
+DEFAULT_TRAIN_EPOCHS = 10
 KIND = "oneshot"
 
 

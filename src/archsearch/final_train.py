@@ -31,7 +31,7 @@ from .arch_sources import ArchitectureSource
 from .augment import AUGMENTATIONS, augment_batch
 from .data import Dataset
 from .errors import UserError
-from .train import TrainingDiverged, accuracy, pick_device
+from .train import accuracy, optimizer_step, pick_device
 
 CONFIG_JSON, CHECKPOINT, METRICS_CSV, WEIGHTS, RESULT_JSON = (
     "config.json", "checkpoint.pt", "metrics.csv", "model.pt", "result.json")
@@ -193,14 +193,7 @@ def train_final(source: ArchitectureSource, data: Dataset, out: str | Path, cfg:
             loss = F.cross_entropy(logits, yb, label_smoothing=cfg.label_smoothing)
             if aux is not None and cfg.auxiliary_weight > 0:
                 loss = loss + cfg.auxiliary_weight * F.cross_entropy(aux, yb, label_smoothing=cfg.label_smoothing)
-            if not torch.isfinite(loss):
-                raise TrainingDiverged(f"loss became {loss.item()} in epoch {epoch + 1}")
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            if cfg.grad_clip:
-                nn.utils.clip_grad_norm_(params, cfg.grad_clip)
-            opt.step()
-            sched.step()
+            optimizer_step(loss, opt, sched, params, cfg.grad_clip, epoch)
             loss_sum += float(loss.detach()) * len(idx)
             correct += int((logits.detach().argmax(1) == yb).sum())
             seen += len(idx)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Any, Callable
 
 import torch
 import torch.nn.functional as F
@@ -64,6 +64,19 @@ def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int
     return 100.0 * correct / y.numel()  # per element: per token for language models (y of shape (N, T))
 
 
+def optimizer_step(loss: torch.Tensor, opt: torch.optim.Optimizer, sched: Any, params: list[torch.Tensor],
+                   grad_clip: float, epoch: int) -> None:
+    """One step on ``loss``: refuse a non-finite loss (TrainingDiverged), backward, clip, optimiser, schedule."""
+    if not torch.isfinite(loss):
+        raise TrainingDiverged(f"loss became {loss.item()} in epoch {epoch + 1}")
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    if grad_clip:
+        nn.utils.clip_grad_norm_(params, grad_clip)
+    opt.step()
+    sched.step()
+
+
 def _logits(out) -> torch.Tensor:
     return out[0] if isinstance(out, (tuple, list)) else out
 
@@ -107,14 +120,7 @@ def train_model(model: nn.Module, data: Dataset, cfg: TrainConfig, seed: int = 0
             loss = F.cross_entropy(_logits(out), y_train[idx], label_smoothing=cfg.label_smoothing)
             if isinstance(out, (tuple, list)) and len(out) > 1 and out[1] is not None:
                 loss = loss + 0.4 * F.cross_entropy(out[1], y_train[idx], label_smoothing=cfg.label_smoothing)
-            if not torch.isfinite(loss):
-                raise TrainingDiverged(f"loss became {loss.item()} in epoch {epoch + 1}")
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            if cfg.grad_clip:
-                nn.utils.clip_grad_norm_(params, cfg.grad_clip)
-            opt.step()
-            sched.step()
+            optimizer_step(loss, opt, sched, params, cfg.grad_clip, epoch)
             loss_sum += float(loss.detach()) * len(idx)
             loss_n += len(idx)
         rec = {"epoch": epoch + 1, "train_loss": loss_sum / max(1, loss_n)}

@@ -1,22 +1,28 @@
 """Hierarchical evolution (``hierarchical-evolution``): Liu, Simonyan, Vinyals, Fernando & Kavukcuoglu,
-"Hierarchical Representations for Efficient Architecture Search", ICLR 2018, sections 3.2-3.3.
+"Hierarchical Representations for Efficient Architecture Search", ICLR 2018, sections 3.2-3.4.
 
-* Mutation (section 3.2): pick a non-primitive level l >= 2, a motif of that level, an edge of that motif, and
-  replace the motif of level l-1 on that edge by another one (``none``, no edge, included). Here the motif and
-  the edge are picked among those that matter (a motif no level-3 edge uses, an edge leaving an unreachable node
-  would give a neutral mutation: the same network again).
-* Initial population (section 3.3): the trivial genotype (every motif a chain of identity mappings) diversified
-  by ``init_mutations`` random mutations (the paper uses 1000).
-* Search (section 3.3): tournament selection, asynchronous: each ask draws ``tournament`` (5%) of the population
-  at random (at least ``min_tournament``), mutates the best of them, and the child joins the population when
-  told. The population is never pruned. The paper's tournaments never held fewer than 10 (5% of at least 200
-  genotypes); with the tens of genotypes of a CPU budget 5% would be a single random pick, so a tournament holds
-  at least ``min_tournament`` (5).
+* Genotype (section 2.2): every motif of every level, used or not. The strategy keeps each asked architecture's
+  full genotype; what it asks (and the study stores) is the canonical architecture, in which the motifs and edges
+  that do not reach the network are reset. Without this a level-3 mutation that switches an edge to a motif no
+  edge used before would bring in an empty motif (the zero map) instead of that motif's own structure.
+* Mutation (section 3.1): pick a non-primitive level l >= 2, a motif of that level, a successor node j of that
+  motif, a predecessor i < j, and replace the motif of level l-1 on edge i -> j by another one (``none``, no
+  edge, included). Here the motif and the edge are picked among those that matter (a motif no level-3 edge uses,
+  an edge leaving an unreachable node would give a neutral mutation: the same network again).
+* Initial population (section 3.2): the trivial genotype (every motif a chain of identity mappings) diversified
+  by ``init_mutations`` random mutations over all motifs and edges (the paper uses 1000).
+* Search (sections 3.3-3.4): asynchronous tournament selection: each ask draws ``tournament`` (5%) of the
+  evaluated population at random (at least ``min_tournament``), mutates the best of them, and the child joins the
+  population when told; asks still pending are not in the population (the paper's controller selects from the
+  table of evaluated genotypes while the queue waits). The population is never pruned. The paper's tournaments
+  never held fewer than 10 (5% of at least 200 genotypes); with the tens of genotypes of a CPU budget 5% would be
+  a single random pick, so a tournament holds at least ``min_tournament`` (5).
+* Each network is evaluated once: a child whose canonical architecture was asked before is mutated again (up to
+  ``retries`` times), then replaced by fresh initial genotypes (``retries`` more tries).
 
 The hierarchy comes from :func:`archsearch.spaces.hierarchical.motif_groups`. On a space without one (nb201,
 macro, a user's space) every decision counts as an edge of one motif: mutation changes one active decision
-(``space.mutate``) and the trivial genotype is a random sample. A child equal to an architecture already asked is
-mutated again (up to ``retries`` times), so budgets are not spent on re-measuring.
+(``space.mutate``) and the initial genotypes are random samples.
 """
 from __future__ import annotations
 
@@ -29,19 +35,27 @@ from .base import Strategy, register_strategy
 
 __all__ = ["HierarchicalEvolution", "trivial_genotype"]
 
+Groups = dict[int, dict[str, list[str]]]
 
-def trivial_genotype(space: SearchSpace, groups: dict[int, dict[str, list[str]]]) -> Architecture:
+
+def _edge(label: str) -> tuple[int, int]:
+    """``m2:3<-1`` -> (3, 1): successor and predecessor node of the edge."""
+    j, i = label.partition(":")[2].split("<-")
+    return int(j), int(i)
+
+
+def trivial_genotype(space: SearchSpace, groups: Groups) -> Architecture:
     """Every motif a chain: edge j-1 -> j carries an identity (level 2) or the first motif (level 3); no other
-    edge."""
+    edge. The full genotype: unused motifs are identity chains too (not reset as in the canonical form)."""
     choices = {}
     for level in groups.values():
         for labels in level.values():
             for label in labels:
-                j, i = (int(x) for x in label.partition(":")[2].split("<-"))
+                j, i = _edge(label)
                 opts = space.decision(label).options
                 chain = "identity" if "identity" in opts else next(o for o in opts if o != "none")
                 choices[label] = chain if j == i + 1 else ("none" if "none" in opts else opts[0])
-    return space.canonical(space.validate(choices))
+    return space.validate(choices)
 
 
 @register_strategy("hierarchical-evolution")
@@ -62,6 +76,7 @@ class HierarchicalEvolution(Strategy):
         self.trivial = trivial_genotype(space, self.groups) if self.groups else None
         self.population: list[Observation] = []
         self.asked: set[Architecture] = set()
+        self.genotypes: dict[Architecture, Architecture] = {}  # canonical architecture asked -> its full genotype
         self.n_asked = 0
 
     # ---- ask / tell -----------------------------------------------------------------------------------------
@@ -71,13 +86,17 @@ class HierarchicalEvolution(Strategy):
             make = self._initial
         else:
             parent = self._select()
-            make = lambda: self.mutate(parent.arch)  # noqa: E731
-        arch = make()
-        for _ in range(self.retries):
+            genotype = self.genotypes.get(parent.arch, parent.arch)
+            make = lambda: self._mutate_genotype(genotype)  # noqa: E731
+        genotype = make()
+        arch = self.space.canonical(genotype)
+        for again in [make] * self.retries + [self._initial] * self.retries:  # then the space seems exhausted
             if arch not in self.asked:
                 break
-            arch = make()
+            genotype = again()
+            arch = self.space.canonical(genotype)
         self.asked.add(arch)
+        self.genotypes.setdefault(arch, genotype)
         return arch
 
     def _tell(self, obs: Observation) -> None:
@@ -87,12 +106,13 @@ class HierarchicalEvolution(Strategy):
 
     # ---- the operators --------------------------------------------------------------------------------------
     def _initial(self) -> Architecture:
+        """A full genotype: the trivial one after ``init_mutations`` mutations (a random sample off-hierarchy)."""
         if self.trivial is None:
             return self.space.sample(self.rng)
-        arch = self.trivial
+        genotype = self.trivial
         for _ in range(self.init_mutations):  # the paper's mutations, neutral ones included (cheap: no replay)
-            arch = self._mutate_edge(arch, {lvl: dict(m) for lvl, m in self.groups.items()})
-        return self.space.canonical(arch)
+            genotype = self._mutate_edge(genotype, self.groups)
+        return genotype
 
     def _select(self) -> Observation:
         n = len(self.population)
@@ -101,23 +121,32 @@ class HierarchicalEvolution(Strategy):
         return max((self.population[int(i)] for i in idx), key=lambda o: o.value)
 
     def mutate(self, arch: Architecture) -> Architecture:
-        """Level, then motif, then edge (each among those that matter), then a different op on the edge."""
+        """Level, then motif, then edge (each among those that matter), then a different op on the edge;
+        returns the canonical child."""
+        return self.space.canonical(self._mutate_genotype(arch))
+
+    def _mutate_genotype(self, genotype: Architecture) -> Architecture:
+        """One mutation of a full genotype that changes the network (the paper's, neutral ones left out)."""
         if self.groups is None:
-            return self.space.mutate(arch, self.rng)
-        active = self.space.active(arch)
+            return self.space.mutate(genotype, self.rng)
+        active = self.space.active(genotype)
         levels = {lvl: {m: [lbl for lbl in labels if lbl in active and self.space.decision(lbl).size > 1]
                         for m, labels in motifs.items()} for lvl, motifs in self.groups.items()}
-        return self.space.canonical(self._mutate_edge(arch, levels))
+        return self._mutate_edge(genotype, levels)
 
-    def _mutate_edge(self, arch: Architecture, levels: dict[int, dict[str, list[str]]]) -> Architecture:
+    def _mutate_edge(self, genotype: Architecture, levels: Groups) -> Architecture:
+        """Level, motif, successor node j, predecessor i < j (each uniform, as in the paper's section 3.1), then
+        another op on edge i -> j."""
         levels = {lvl: {m: e for m, e in motifs.items() if e} for lvl, motifs in levels.items()}
         levels = {lvl: motifs for lvl, motifs in levels.items() if motifs}
         if not levels:
-            return arch
+            return genotype
         level = sorted(levels)[int(self.rng.integers(len(levels)))]
         motifs = levels[level]
-        motif = sorted(motifs)[int(self.rng.integers(len(motifs)))]
-        edges = motifs[motif]
-        label = edges[int(self.rng.integers(len(edges)))]
+        edges = motifs[sorted(motifs)[int(self.rng.integers(len(motifs)))]]
+        successors = sorted({_edge(lbl)[0] for lbl in edges})
+        j = successors[int(self.rng.integers(len(successors)))]
+        into_j = [lbl for lbl in edges if _edge(lbl)[0] == j]
+        label = into_j[int(self.rng.integers(len(into_j)))]
         d = self.space.decision(label)
-        return arch.with_choice(label, d.mutate(arch[label], self.rng))
+        return genotype.with_choice(label, d.mutate(genotype[label], self.rng))

@@ -51,21 +51,74 @@ def test_published_sources_resolve_at_the_papers_size():
         resolve_source("resnet50")
 
 
-# (name, our count at C=36 / 20 cells without the auxiliary tower, the paper's table)
-PUBLISHED_COUNTS = [("darts_v2", 3_349_342, 3.3e6), ("darts_v1", 3_169_414, 3.3e6),
-                    ("amoebanet_a", 3_145_078, 3.2e6), ("nasnet_a", 3_830_950, 3.3e6), ("enas", 3_859_894, 4.6e6)]
+# (name, network, our count without the auxiliary tower, the paper's table). Defaults: the paper's own CIFAR-10
+# network for NASNet-A (N=6, F=32: "6 @ 768") and ENAS (15 + 2 layers, F=36), DARTS's (C=36, 20 cells) otherwise.
+PUBLISHED_COUNTS = [("darts_v2", "darts", 3_349_342, 3.3e6), ("darts_v1", "darts", 3_169_414, 3.3e6),
+                    ("amoebanet_a", "darts", 3_145_078, 3.2e6), ("nasnet_a", "nasnet", 3_346_538, 3.3e6),
+                    ("enas", "enas", 3_435_660, 4.6e6)]
+#: The papers whose counts ours reproduce (within 2%); see docs/benchmarks.md for the others.
+MATCHES = {"darts_v2", "amoebanet_a", "nasnet_a"}
 
 
-@pytest.mark.parametrize("name, ours, paper", PUBLISHED_COUNTS)
-def test_published_cells_parameter_counts(name, ours, paper):
-    """The counts listed in docs/benchmarks.md beside the papers' (DARTS V2 and AmoebaNet-A agree to 0.1M with
-    their papers; the others' own networks differ from DARTS's, see the docs)."""
-    src = resolve_source(name, auxiliary=True)
+def n_params(src) -> int:
     model = src.space.build(src.arch, CIFAR)
-    n = sum(p.numel() for k, p in model.named_parameters() if not k.startswith("auxiliary"))
+    return sum(p.numel() for k, p in model.named_parameters() if not k.startswith("auxiliary"))
+
+
+@pytest.mark.parametrize("name, network, ours, paper", PUBLISHED_COUNTS)
+def test_published_cells_parameter_counts(name, network, ours, paper):
+    """The counts listed in docs/benchmarks.md beside the papers' (model build only)."""
+    src = resolve_source(name, auxiliary=True)
+    assert src.space.config["network"] == network
+    n = n_params(src)
     assert n == ours
-    if name in ("darts_v2", "amoebanet_a"):
-        assert abs(n - paper) < 0.06e6
+    if name in MATCHES:
+        assert abs(n - paper) / paper < 0.02
+
+
+def test_paper_networks_structure_and_the_darts_form():
+    """NASNet-A ends in 6 x 128 = 768 channels ("6 @ 768") with 18 normal + 2 reduction cells; ENAS in its five
+    loose ends x 144 with a bias-free classifier; --space-opt network=darts gives DARTS's network at C=36."""
+    nasnet = resolve_source("nasnet_a").space.build(resolve_source("nasnet_a").arch, CIFAR)
+    assert nasnet.classifier.in_features == 768 and len(nasnet.cells) == 20
+    assert [i for i, c in enumerate(nasnet.cells) if c.reduction] == [6, 13]
+    assert nasnet.cells[1].concat == [0, 2, 3, 4, 5, 6] and nasnet.cells[6].concat == [3, 4, 5, 6]
+    enas = resolve_source("enas").space.build(resolve_source("enas").arch, CIFAR)
+    assert [i for i, c in enumerate(enas.cells) if c.reduction] == [5, 11] and enas.classifier.bias is None
+    assert enas.classifier.in_features == 5 * 144
+    for name, count in (("nasnet_a", 3_830_950), ("enas", 3_859_894)):
+        src = resolve_source(name, space_config={"network": "darts"})
+        assert src.space.config["channels"] == 36 and src.space.config["layers"] == 20
+        assert "normal_concat" not in src.space.config and n_params(src) == count
+    with pytest.raises(UserError, match="unknown cell network"):
+        resolve_source("darts_v2", space_config={"network": "resnet"})
+    with pytest.raises(UserError, match="need network="):
+        resolve_source("darts_v2", space_config={"normal_concat": [0, 2]})
+
+
+@pytest.mark.parametrize("name", ["nasnet_a", "enas"])
+def test_paper_networks_train_with_drop_path_and_auxiliary(tmp_path, npz, name):
+    """Small versions train end to end (auxiliary loss, drop path) on 8x8 digits, resume from their config, and
+    the DARTS recipe keeps a paper's own network at its own size."""
+    opts = dict(data=npz, epochs=2, batch_size=64, layers=5, channels=4, auxiliary=True, drop_path=0.2,
+                latency=False)
+    r = train_architecture(name, out=tmp_path / "a", **opts)
+    assert r.metrics["params_with_auxiliary"] > r.metrics["params"] and r.history[-1]["drop_path"] == 0.1
+    doc = json.loads((tmp_path / "a" / "config.json").read_text())
+    assert doc["source"]["space"]["config"]["network"] == {"nasnet_a": "nasnet", "enas": "enas"}[name]
+    from archsearch.final_train import source_from_config
+    assert source_from_config(doc).space.config == resolve_source(name, layers=5, channels=4, auxiliary=True
+                                                                  ).space.config
+    seen = []
+
+    def stop(src, *_):
+        seen.append(src.space.config)
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train_architecture(name, out=tmp_path / "b", recipe_name="darts", data=npz, on_start=stop)
+    assert seen[0]["layers"] == {"nasnet_a": 20, "enas": 17}[name] and seen[0]["auxiliary"] is True
+    assert seen[0]["channels"] == {"nasnet_a": 32, "enas": 36}[name]
 
 
 def test_train_writes_weights_metrics_and_result(tmp_path, npz, arch_file):

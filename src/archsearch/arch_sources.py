@@ -4,8 +4,10 @@ the text form of a space given with ``space``.
 
 Published architectures (built at the size asked, by default the paper's CIFAR-10 evaluation network):
 
-* cells in the DARTS network (:mod:`archsearch.genotypes`): ``darts_v1``, ``darts_v2`` (Liu et al., ICLR 2019),
-  ``nasnet_a`` (Zoph et al., CVPR 2018), ``amoebanet_a`` (Real et al., AAAI 2019), ``enas`` (Pham et al., ICML 2018);
+* cells (:mod:`archsearch.genotypes`): ``darts_v1``, ``darts_v2`` (Liu et al., ICLR 2019), ``amoebanet_a`` (Real
+  et al., AAAI 2019) in DARTS's network; ``nasnet_a`` (Zoph et al., CVPR 2018) and ``enas`` (Pham et al., ICML
+  2018) in their papers' own networks (:mod:`archsearch.spaces.cell_networks`), or in DARTS's with
+  ``space_config={"network": "darts"}`` (CLI: ``--space-opt network=darts``);
 * ``mobilenet_v3_large`` (Howard et al., ICCV 2019) in the ``mbconv`` space;
 * any NAS-Bench-201 cell string ``|op~0|+|op~0|op~1|+|...|`` (Dong & Yang, ICLR 2020) in the ``nb201`` space.
 
@@ -66,7 +68,7 @@ def resolve_source(source: str | Path, *, space: str | None = None, space_config
                    layers: int | None = None, channels: int | None = None,
                    auxiliary: bool | None = None) -> ArchitectureSource:
     """Resolve ``source`` (see the module docstring) and apply the size options; bad input is a UserError."""
-    from .genotypes import PUBLISHED, genotype_to_arch
+    from .genotypes import PUBLISHED, evaluation_config, genotype_to_arch
 
     text = str(source).strip()
     overrides = dict(space_config or {})
@@ -78,7 +80,9 @@ def resolve_source(source: str | Path, *, space: str | None = None, space_config
     elif key in PUBLISHED:
         config, arch = genotype_to_arch(PUBLISHED[key])
         name, origin = "cell", "published"
-        config = {"channels": 36, "layers": 20, **config}  # the DARTS CIFAR-10 evaluation network
+        # the paper's CIFAR-10 evaluation network (NASNet-A, ENAS: their own; the others: DARTS's); a
+        # --space-opt network=darts puts NASNet-A / ENAS in DARTS's network at DARTS's size instead
+        config = {**evaluation_config(key, overrides.get("network")), **config}
     elif key in MBCONV_PUBLISHED:
         name, config, origin = "mbconv", {}, "published"
         arch = get_space("mbconv").parse(MBCONV_PUBLISHED[key])

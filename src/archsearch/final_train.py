@@ -348,9 +348,10 @@ def train_architecture(source: str | Path | None = None, *, data: str | None = N
                              auxiliary=auxiliary)
         size = RECIPE_SIZES.get(recipe_name, {})
         if size and src.space.name == "cell":  # a recipe's network size applies to cells (DARTS: 20 x 36 + aux)
-            src = resolve_source(source, space=space, space_config=space_config,
-                                 layers=size["layers"] if layers is None else layers,
-                                 channels=size["channels"] if channels is None else channels,
+            own = src.space.config.get("network", "darts") != "darts"  # a paper's own network keeps its size
+            layers = layers if layers is not None or own else size["layers"]
+            channels = channels if channels is not None or own else size["channels"]
+            src = resolve_source(source, space=space, space_config=space_config, layers=layers, channels=channels,
                                  auxiliary=size["auxiliary"] if auxiliary is None else auxiliary)
         data = data if data is not None else src.data
         if data is not None and Path(str(data)).exists():

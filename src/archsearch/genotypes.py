@@ -20,7 +20,8 @@ from .space import Architecture, ArchitectureError, SearchSpace
 __all__ = [
     "Genotype", "CELL_TYPES", "DEFAULT_CELL_OPS", "PUBLISHED", "DARTS_V1", "DARTS_V2", "NASNet", "AmoebaNet", "ENAS",
     "input_label", "op_label", "loose_ends", "concat_for", "infer_concat_mode", "format_genotype", "parse_genotype",
-    "arch_to_genotype", "genotype_to_choices", "genotype_to_arch", "published_space_and_arch",
+    "arch_to_genotype", "genotype_to_choices", "genotype_to_arch", "published_space_and_arch", "DARTS_EVALUATION",
+    "PAPER_EVALUATION", "evaluation_config",
 ]
 
 Genotype = namedtuple("Genotype", "normal normal_concat reduce reduce_concat")
@@ -93,6 +94,28 @@ PUBLISHED: dict[str, Genotype] = {
     "amoebanet_a": AmoebaNet,
     "enas": ENAS,
 }
+
+#: The DARTS CIFAR-10 evaluation network (Liu et al. 2019): 20 cells, 36 initial channels.
+DARTS_EVALUATION = {"network": "darts", "channels": 36, "layers": 20}
+#: Cells the papers evaluated in their own CIFAR-10 networks (:mod:`archsearch.spaces.cell_networks`), with
+#: those networks' settings. NASNet-A "6 @ 768" (Zoph et al. 2018; TF-slim ``cifar_config``: 18 normal cells
+#: + 2 reduction cells, F=32); its code concatenates h_{i-1} and the five new states in a normal cell and
+#: states 3-6 in a reduction cell (``used_hiddenstates``), not only the loose ends. ENAS (Pham et al. 2018;
+#: ``cifar10_micro_final.sh``: 15 + 2 layers, 36 filters).
+PAPER_EVALUATION: dict[str, dict[str, Any]] = {
+    "nasnet_a": {"network": "nasnet", "channels": 32, "layers": 20, "normal_concat": [0, 2, 3, 4, 5, 6],
+                 "reduce_concat": [3, 4, 5, 6]},
+    "enas": {"network": "enas", "channels": 36, "layers": 17},
+}
+
+
+def evaluation_config(name: str, network: str | None = None) -> dict[str, Any]:
+    """The network settings a published cell is evaluated in: its paper's own network (where it had one, see
+    :data:`PAPER_EVALUATION`), or DARTS's with ``network="darts"`` (and for every other cell)."""
+    paper = PAPER_EVALUATION.get(name)
+    if paper is not None and network in (None, paper["network"]):
+        return dict(paper)
+    return dict(DARTS_EVALUATION, network=network or "darts")
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -220,8 +243,9 @@ def arch_to_genotype(space: SearchSpace, arch: Architecture) -> Genotype:
     nodes, mode = _nodes_of(arch), space.config.get("concat", "all")
     cells = {t: [(str(arch[op_label(t, i, s)]), int(arch[input_label(t, i, s)][0]))
                  for i in range(nodes) for s in (0, 1)] for t in CELL_TYPES}
-    return Genotype(cells["normal"], concat_for(cells["normal"], mode),
-                    cells["reduce"], concat_for(cells["reduce"], mode))
+    concat = {t: sorted(int(k) for k in space.config[f"{t}_concat"]) if space.config.get(f"{t}_concat")
+              else concat_for(cells[t], mode) for t in CELL_TYPES}  # explicit lists (the NASNet network's)
+    return Genotype(cells["normal"], concat["normal"], cells["reduce"], concat["reduce"])
 
 
 def genotype_to_choices(genotype: Genotype) -> Architecture:
@@ -248,15 +272,19 @@ def genotype_to_arch(genotype: Genotype) -> tuple[dict[str, Any], Architecture]:
     return config, genotype_to_choices(g)
 
 
-def published_space_and_arch(name: str, channels: int = 36, layers: int = 20,
-                             auxiliary: bool = False) -> tuple[SearchSpace, Architecture]:
+def published_space_and_arch(name: str, channels: int | None = None, layers: int | None = None,
+                             auxiliary: bool = False, network: str = "darts"
+                             ) -> tuple[SearchSpace, Architecture]:
     """The ``cell`` space configured to build a published cell (see :data:`PUBLISHED`) at the given size, and the
-    cell as an architecture of it. The defaults are the DARTS CIFAR-10 evaluation network (C=36, 20 cells)."""
+    cell as an architecture of it. The defaults are the DARTS CIFAR-10 evaluation network (C=36, 20 cells), where
+    DARTS compares every cell; ``network=None`` gives the paper's own network where it had one
+    (:func:`evaluation_config`)."""
     from .spaces import get_space  # here, not at the top: spaces.cell imports this module
 
     key = name.lower().replace("-", "_")
     if key not in PUBLISHED:
         raise ValueError(f"unknown published cell {name!r}; choose from: {', '.join(PUBLISHED)}")
     config, arch = genotype_to_arch(PUBLISHED[key])
-    space = get_space("cell", channels=channels, layers=layers, auxiliary=auxiliary, **config)
+    size = {k: v for k, v in (("channels", channels), ("layers", layers)) if v is not None}
+    space = get_space("cell", **{**evaluation_config(key, network), **size, "auxiliary": auxiliary, **config})
     return space, space.validate(arch)

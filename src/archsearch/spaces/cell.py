@@ -25,6 +25,7 @@ from ..genotypes import (DEFAULT_CELL_OPS, arch_to_genotype, concat_for, format_
 from ..ops import CELL_OPS, FactorizedReduce, ReLUConvBN, drop_path
 from ..space import Architecture, ArchitectureError, Chooser, InputShape, SearchSpace
 from . import register_space
+from .cell_networks import NETWORKS, PaperNetwork
 
 DEFAULT_NODES = 4
 
@@ -146,18 +147,23 @@ def _parse(space: SearchSpace, text: str) -> Architecture:
     mode = space.config.get("concat", "all")
     for cell_type, edges, concat in (("normal", genotype.normal, genotype.normal_concat),
                                      ("reduce", genotype.reduce, genotype.reduce_concat)):
-        if concat != concat_for(edges, mode):
+        expected = sorted(int(k) for k in space.config[f"{cell_type}_concat"]) \
+            if space.config.get(f"{cell_type}_concat") else concat_for(edges, mode)
+        if concat != expected:
             raise ArchitectureError(f"the genotype's {cell_type}_concat={concat} is not what this space "
-                                    f"(concat={mode!r}) concatenates: {concat_for(edges, mode)}")
+                                    f"(concat={mode!r}) concatenates: {expected}")
     return genotype_to_choices(genotype)
 
 
 @register_space("cell", formatter=_format, parser=_parse)
 def cell(c: Chooser, shape: InputShape, channels: int = 16, layers: int = 5, nodes: int = DEFAULT_NODES,
          ops: Sequence[str] = DEFAULT_CELL_OPS, concat: str = "all", auxiliary: bool = False,
-         stem_multiplier: int = 3) -> nn.Module:
+         stem_multiplier: int = 3, network: str = "darts", normal_concat: Sequence[int] | None = None,
+         reduce_concat: Sequence[int] | None = None) -> nn.Module:
     """NASNet (CVPR 2018) / DARTS (ICLR 2019) cell space on DARTS's CIFAR network. Defaults are small (C=16,
-    5 cells); DARTS evaluates at C=36, 20 cells."""
+    5 cells); DARTS evaluates at C=36, 20 cells. ``network="nasnet"`` / ``"enas"`` build the cells in those
+    papers' CIFAR networks instead (:mod:`.cell_networks`), where ``normal_concat`` / ``reduce_concat`` may list
+    the states a cell concatenates (0, 1: its inputs; NASNet-A's code fixes them by hand)."""
     ops = tuple(ops)
     unknown = [op for op in ops if op not in CELL_OPS]
     if unknown:
@@ -169,4 +175,20 @@ def cell(c: Chooser, shape: InputShape, channels: int = 16, layers: int = 5, nod
     if nodes < 1 or layers < 3 or channels < 1 or stem_multiplier < 1:
         raise ValueError(f"the cell space needs nodes >= 1, layers >= 3 (so both cell types occur), channels >= 1 "
                          f"and stem_multiplier >= 1; got nodes={nodes}, layers={layers}, channels={channels}")
-    return CellNetwork(c, shape, channels, layers, nodes, ops, concat, auxiliary, stem_multiplier)
+    if network not in NETWORKS:
+        raise ValueError(f"unknown cell network {network!r}; choose from: {', '.join(NETWORKS)}")
+    explicit = {"normal": normal_concat, "reduce": reduce_concat}
+    for cell_type, states in explicit.items():
+        if states is not None:
+            if network == "darts":
+                raise ValueError("explicit normal_concat/reduce_concat need network='nasnet' or 'enas' (DARTS's "
+                                 "network concatenates intermediate nodes by the 'concat' mode)")
+            if not states or any(not 0 <= int(k) < nodes + 2 for k in states):
+                raise ValueError(f"{cell_type}_concat={list(states)}: states are 0..{nodes + 1}")
+    if network == "darts":
+        return CellNetwork(c, shape, channels, layers, nodes, ops, concat, auxiliary, stem_multiplier)
+    # 'loose': ENAS concatenates every state no node reads, inputs included; NASNet-style the unread nodes
+    rule = ("unread" if network == "enas" else "loose") if concat == "loose" else "all"
+    return PaperNetwork(c, network, shape, channels, layers, nodes, ops,
+                        {t: explicit[t] if explicit[t] is not None else rule for t in explicit},
+                        auxiliary, stem_multiplier)

@@ -1,6 +1,7 @@
 """Data-parallel one-shot search (issue 8): DARTS with 2 processes vs 1 process, every process with 1 thread.
 
-    python benchmarks/oneshot_dataparallel.py [--strategy darts] [--epochs 4] [--channels 16] [--executor process]
+    python benchmarks/oneshot_dataparallel.py [--strategy darts] [--epochs 4] [--channels 16] [--batch-size 64]
+        [--executor process] [--transport auto|shm|dist]
 
 Runs the same search (nb201 space on the embedded digits, seed 0) with ``workers=1`` and ``workers=2`` and
 reports the time per search epoch (mean over epochs 2..E: epoch 1 also pays for starting the second process) and
@@ -17,7 +18,8 @@ import time
 from pathlib import Path
 
 
-def run(strategy: str, workers: int, epochs: int, channels: int, executor: str, root: Path) -> dict:
+def run(strategy: str, workers: int, epochs: int, channels: int, executor: str, root: Path, batch: int = 64,
+        transport: str = "auto") -> dict:
     import torch
     from archsearch.storage import RunStore
     from archsearch.strategies.oneshot.runner import OneShotStudy
@@ -25,9 +27,9 @@ def run(strategy: str, workers: int, epochs: int, channels: int, executor: str, 
     torch.set_num_threads(1)
     study = OneShotStudy.create(space="nb201", strategy=strategy, epochs=epochs, seed=0,
                                 space_config={"channels": channels, "cells_per_stage": 2},
-                                strategy_options={"batch_size": 64}, evaluator_options={"epochs": 1},
+                                strategy_options={"batch_size": batch}, evaluator_options={"epochs": 1},
                                 run_dir=root / f"{strategy}-{workers}", workers=workers, executor=executor,
-                                threads=1)
+                                threads=1, transport=transport)
     t0 = time.perf_counter()
     summary = study.run()
     store = RunStore(root / f"{strategy}-{workers}")
@@ -44,14 +46,18 @@ def main() -> None:
     p.add_argument("--strategy", default="darts")
     p.add_argument("--epochs", type=int, default=4)
     p.add_argument("--channels", type=int, default=16)
+    p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--executor", default="process", choices=["process", "ray"])
+    p.add_argument("--transport", default="auto", choices=["auto", "shm", "dist"],
+                   help="collectives: shared memory (auto on local processes) or torch.distributed (gloo)")
     a = p.parse_args()
     print("load average before:", open("/proc/loadavg").read().strip())
     with tempfile.TemporaryDirectory() as d:
-        one = run(a.strategy, 1, a.epochs, a.channels, a.executor, Path(d))
-        two = run(a.strategy, 2, a.epochs, a.channels, a.executor, Path(d))
+        one = run(a.strategy, 1, a.epochs, a.channels, a.executor, Path(d), a.batch_size)
+        two = run(a.strategy, 2, a.epochs, a.channels, a.executor, Path(d), a.batch_size, a.transport)
     ratio = two["mean_epoch_seconds"] / one["mean_epoch_seconds"]
-    out = {"strategy": a.strategy, "executor": a.executor, "channels": a.channels, "one": one, "two": two,
+    out = {"strategy": a.strategy, "executor": a.executor, "transport": a.transport, "channels": a.channels,
+           "batch_size": a.batch_size, "one": one, "two": two,
            "ratio": ratio, "same_arch": one["arch"] == two["arch"], "cores": os.cpu_count(),
            "load_after": open("/proc/loadavg").read().strip()}
     print(json.dumps(out, indent=2))

@@ -7,16 +7,17 @@ import torch
 
 from archsearch.errors import UserError
 from archsearch.storage import RunStore
+from archsearch.strategies.oneshot.distributed import SharedMemoryComm
 from archsearch.strategies.oneshot.runner import OneShotStudy
 
 SPACE = {"channels": 4, "cells_per_stage": 1}
 
 
-def search(tmp_path, name, workers, executor="process", strategy="darts", epochs=2):
+def search(tmp_path, name, workers, executor="process", strategy="darts", epochs=2, transport="auto"):
     study = OneShotStudy.create(space="nb201", strategy=strategy, epochs=epochs, seed=3, space_config=SPACE,
                                 strategy_options={"batch_size": 64, "bn_batches": 1},
                                 evaluator_options={"epochs": 1}, run_dir=tmp_path / name, workers=workers,
-                                executor=executor, threads=1)
+                                executor=executor, threads=1, transport=transport)
     summary = study.run()
     store = RunStore(tmp_path / name)
     try:
@@ -36,12 +37,14 @@ def shutdown_ray():
         pass
 
 
-@pytest.mark.parametrize("strategy, executor", [("darts", "process"), ("gdas", "process"), ("darts", "ray")])
-def test_two_processes_search_as_one_process_does(tmp_path, strategy, executor, shutdown_ray):
+@pytest.mark.parametrize("strategy, executor, transport", [("darts", "process", "auto"),  # shared memory
+                                                            ("gdas", "process", "dist"),  # gloo
+                                                            ("darts", "ray", "auto")])  # gloo
+def test_two_processes_search_as_one_process_does(tmp_path, strategy, executor, transport, shutdown_ray):
     if executor == "ray":
         pytest.importorskip("ray")
     one, e1 = search(tmp_path, "one", 1, strategy=strategy)
-    two, e2 = search(tmp_path, "two", 2, executor=executor, strategy=strategy)
+    two, e2 = search(tmp_path, "two", 2, executor=executor, strategy=strategy, transport=transport)
     assert one.best.arch == two.best.arch
     assert [e.arch for e in e1] == [e.arch for e in e2]
     for a, b in zip(e1, e2):  # the same α after every epoch, up to float summation order
@@ -74,3 +77,59 @@ def test_the_python_api_runs_and_resumes_one_shot_searches(tmp_path):
     again = archsearch.resume(tmp_path / "api")  # already finished: resuming changes nothing
     assert again.best.arch == run.best.arch and len(again.trials) == 1
     assert OneShotStudy.resume(tmp_path / "api").epochs_done == 1
+
+
+class _SmallChunkComm(SharedMemoryComm):
+    CHUNK = 5  # so that every tensor below goes through several chunks
+
+
+def _shm_rank(rank, world, buffers, out):
+    comm = _SmallChunkComm(rank, world, buffers)
+    results = []
+    for i in range(20):  # many calls: the two halves of the buffer are reused
+        g = torch.Generator().manual_seed(100 * i + rank)
+        t = torch.randn(3, 4, generator=g)[:, ::2] if i % 2 else torch.randn(13, generator=g)  # odd i: a strided view
+        comm.all_reduce(t)
+        results.append(t.clone())
+    flag = torch.tensor([7.0 if rank == 0 else 1.0])
+    comm.broadcast(flag)
+    results.append(flag)
+    out.put((rank, [r.tolist() for r in results]))
+
+
+def test_shared_memory_all_reduce_sums_over_ranks_in_chunks():
+    import torch.multiprocessing as tmp
+    world = 3
+    ctx = tmp.get_context("spawn")
+    buffers = _SmallChunkComm.allocate(world)
+    out = ctx.Queue()
+    procs = [ctx.Process(target=_shm_rank, args=(r, world, buffers, out)) for r in range(world)]
+    for p in procs:
+        p.start()
+    got = dict(out.get(timeout=60) for _ in procs)
+    for p in procs:
+        p.join(10)
+    for i in range(20):
+        parts = []
+        for r in range(world):
+            g = torch.Generator().manual_seed(100 * i + r)
+            parts.append(torch.randn(3, 4, generator=g)[:, ::2] if i % 2 else torch.randn(13, generator=g))
+        want = sum(parts[1:], parts[0])
+        for r in range(world):
+            assert torch.allclose(torch.tensor(got[r][i]), want, atol=1e-6)
+        assert got[0][i] == got[1][i] == got[2][i]  # bit-identical on every rank
+    assert [got[r][20] for r in range(world)] == [[7.0]] * world
+
+
+def test_shared_memory_wait_ends_when_a_rank_is_gone():
+    buffers = SharedMemoryComm.allocate(2)
+    comm = SharedMemoryComm(0, 2, buffers, alive=lambda: False)
+    with pytest.raises(RuntimeError, match="died"):
+        comm.all_reduce(torch.ones(3))
+    comm = SharedMemoryComm(0, 2, SharedMemoryComm.allocate(2), timeout=0.2)
+    comm.seq[2] = 1
+    with pytest.raises(RuntimeError, match="failed"):
+        comm.all_reduce(torch.ones(3))
+    comm = SharedMemoryComm(0, 2, SharedMemoryComm.allocate(2), timeout=0.2)
+    with pytest.raises(RuntimeError, match="waited"):
+        comm.all_reduce(torch.ones(3))

@@ -207,7 +207,10 @@ class OneShotStrategy:
         bs = self.opts.batch_size
         for i in range(0, len(self.calib_idx), bs):
             idx = self.calib_idx[i:i + bs]
-            if len(idx) > 1:
+            if self.dp is not None:  # each rank its slice; the synced BatchNorm sees the whole batch
+                if len(idx) >= 2 * self.dp.world:
+                    self.model(self.x_train[self.dp.shard(idx)])
+            elif len(idx) > 1:
                 self.model(self.x_train[idx])
         for m, mom in zip(bns, momenta):
             m.momentum = mom

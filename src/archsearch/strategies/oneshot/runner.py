@@ -85,9 +85,10 @@ class OneShotStudy:
                strategy_options: dict | None = None, evaluator: str = "train", evaluator_options: dict | None = None,
                objective: Any = None, run_dir: str | Path | None = None, seconds: float | None = None,
                data: str | None = None, device: str | None = None, workers: int = 1, executor: str = "process",
-               address: str | None = None, threads: int | None = None) -> "OneShotStudy":
+               address: str | None = None, threads: int | None = None, transport: str = "auto") -> "OneShotStudy":
         """``workers`` > 1: a data-parallel search over that many processes (``executor`` 'process' or 'ray',
-        ``address`` of a Ray cluster; ``threads`` per process, default: the cores shared out)."""
+        ``address`` of a Ray cluster; ``threads`` per process, default: the cores shared out; ``transport`` of
+        the collectives: 'auto' = shared memory for local CPU processes, else 'dist' = torch.distributed)."""
         space_config, options = dict(space_config or {}), dict(strategy_options or {})
         cls_ = ONESHOT.get(strategy)
         workers = 1 if workers is None else int(workers)
@@ -96,6 +97,8 @@ class OneShotStudy:
         if workers > 1 and strategy not in DP_SUPPORTED:
             raise UserError(f"a data-parallel one-shot search (--workers {workers}) supports "
                             f"{', '.join(DP_SUPPORTED)}; {strategy!r} runs with one worker")
+        if transport not in ("auto", "shm", "dist") or (transport == "shm" and executor == "ray"):
+            raise UserError(f"the data-parallel transport is auto, shm (process executor) or dist, not {transport!r}")
         if workers > 1 and executor not in ("process", "ray"):
             raise UserError(f"a data-parallel one-shot search runs on --executor process or ray, not {executor!r}")
         get_space(space, **space_config)
@@ -118,7 +121,7 @@ class OneShotStudy:
             "evaluator": {"name": evaluator, "options": spec.options}, "objective": objective.config(),
             "budget": {"epochs": int(epochs), "seconds": seconds, "trials": 1}, "seed": int(seed),
             "data": data, "device": device,
-            "parallel": {"workers": workers, "executor": executor, "address": address,
+            "parallel": {"workers": workers, "executor": executor, "address": address, "transport": transport,
                          "threads": threads or max(1, (os.cpu_count() or 1) // workers)},
         }
         store = RunStore(run_dir, create=True)
@@ -165,9 +168,9 @@ class OneShotStudy:
             ckpt = self.run_dir / CHECKPOINT
             ranks, addr, port = launch(par["executor"], par["workers"], self.config,
                                        str(ckpt.resolve()) if ckpt.exists() else None, par["threads"],
-                                       par.get("address"))
+                                       par.get("address"), par.get("transport", "auto"))
             try:
-                strategy.dp = init_group(0, par["workers"], addr, port, strategy.device)
+                strategy.dp = init_group(0, par["workers"], addr, port, strategy.device, ranks.shared, ranks.alive)
                 strategy.dp.sync_batchnorm(strategy.model)
                 try:
                     self._search(strategy, on_epoch)

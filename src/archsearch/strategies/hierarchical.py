@@ -27,6 +27,7 @@ macro, a user's space) every decision counts as an edge of one motif: mutation c
 from __future__ import annotations
 
 import math
+from typing import Callable
 
 from ..result import Observation
 from ..space import Architecture, SearchSpace
@@ -36,6 +37,7 @@ from .base import Strategy, register_strategy
 __all__ = ["HierarchicalEvolution", "trivial_genotype"]
 
 Groups = dict[int, dict[str, list[str]]]
+EdgeTree = dict[int, dict[str, dict[int, list[str]]]]
 
 
 def _edge(label: str) -> tuple[int, int]:
@@ -74,6 +76,7 @@ class HierarchicalEvolution(Strategy):
         self.tournament, self.min_tournament, self.retries = tournament, min_tournament, retries
         self.groups = motif_groups(space)
         self.trivial = trivial_genotype(space, self.groups) if self.groups else None
+        self.edges = _edge_tree(self.groups, lambda lbl: space.decision(lbl).size > 1) if self.groups else {}
         self.population: list[Observation] = []
         self.asked: set[Architecture] = set()
         self.genotypes: dict[Architecture, Architecture] = {}  # canonical architecture asked -> its full genotype
@@ -109,10 +112,11 @@ class HierarchicalEvolution(Strategy):
         """A full genotype: the trivial one after ``init_mutations`` mutations (a random sample off-hierarchy)."""
         if self.trivial is None:
             return self.space.sample(self.rng)
-        genotype = self.trivial
+        choices = dict(self.trivial)
         for _ in range(self.init_mutations):  # the paper's mutations, neutral ones included (cheap: no replay)
-            genotype = self._mutate_edge(genotype, self.groups)
-        return genotype
+            label = self._pick_edge(self.edges)
+            choices[label] = self.space.decision(label).mutate(choices[label], self.rng)
+        return self.space.validate(choices)
 
     def _select(self) -> Observation:
         n = len(self.population)
@@ -130,23 +134,28 @@ class HierarchicalEvolution(Strategy):
         if self.groups is None:
             return self.space.mutate(genotype, self.rng)
         active = self.space.active(genotype)
-        levels = {lvl: {m: [lbl for lbl in labels if lbl in active and self.space.decision(lbl).size > 1]
-                        for m, labels in motifs.items()} for lvl, motifs in self.groups.items()}
-        return self._mutate_edge(genotype, levels)
-
-    def _mutate_edge(self, genotype: Architecture, levels: Groups) -> Architecture:
-        """Level, motif, successor node j, predecessor i < j (each uniform, as in the paper's section 3.1), then
-        another op on edge i -> j."""
-        levels = {lvl: {m: e for m, e in motifs.items() if e} for lvl, motifs in levels.items()}
-        levels = {lvl: motifs for lvl, motifs in levels.items() if motifs}
-        if not levels:
+        label = self._pick_edge(_edge_tree(self.groups, lambda lbl: lbl in active
+                                           and self.space.decision(lbl).size > 1))
+        if label is None:
             return genotype
-        level = sorted(levels)[int(self.rng.integers(len(levels)))]
-        motifs = levels[level]
-        edges = motifs[sorted(motifs)[int(self.rng.integers(len(motifs)))]]
-        successors = sorted({_edge(lbl)[0] for lbl in edges})
-        j = successors[int(self.rng.integers(len(successors)))]
-        into_j = [lbl for lbl in edges if _edge(lbl)[0] == j]
-        label = into_j[int(self.rng.integers(len(into_j)))]
-        d = self.space.decision(label)
-        return genotype.with_choice(label, d.mutate(genotype[label], self.rng))
+        return genotype.with_choice(label, self.space.decision(label).mutate(genotype[label], self.rng))
+
+    def _pick_edge(self, tree: EdgeTree) -> str | None:
+        """Level, motif, successor node j, predecessor i < j: each uniform, as in the paper's section 3.1."""
+        if not tree:
+            return None
+        motifs = tree[sorted(tree)[int(self.rng.integers(len(tree)))]]
+        successors = list(motifs.values())[int(self.rng.integers(len(motifs)))]
+        into_j = list(successors.values())[int(self.rng.integers(len(successors)))]
+        return into_j[int(self.rng.integers(len(into_j)))]
+
+
+def _edge_tree(groups: Groups, keep: Callable[[str], bool]) -> EdgeTree:
+    """``{level: {motif: {successor node: [labels of its in-edges]}}}`` over the labels ``keep`` accepts."""
+    tree: EdgeTree = {}
+    for level, motifs in groups.items():
+        for motif, labels in motifs.items():
+            for label in labels:
+                if keep(label):
+                    tree.setdefault(level, {}).setdefault(motif, {}).setdefault(_edge(label)[0], []).append(label)
+    return tree

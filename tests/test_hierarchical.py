@@ -172,7 +172,7 @@ def test_a_motif_newly_used_brings_its_own_structure_from_the_genotype():
 
 
 def test_mutation_picks_a_successor_node_then_a_predecessor():
-    """Section 3.1: successor node j, then predecessor i < j, each uniform, so edge 1<-0 (the only edge into
+    """The paper's mutation: successor node j, then predecessor i < j, each uniform, so edge 1<-0 (the only edge into
     node 1) is picked three times as often as each of the three edges into node 3."""
     space = get_space("hierarchical", channels=4, cells=1)
     choices = {lbl: "none" for lbl in space.labels}

@@ -1,17 +1,18 @@
 """Hierarchical evolution (``hierarchical-evolution``): Liu, Simonyan, Vinyals, Fernando & Kavukcuoglu,
-"Hierarchical Representations for Efficient Architecture Search", ICLR 2018, sections 3.2-3.4.
+"Hierarchical Representations for Efficient Architecture Search", ICLR 2018 (sections 2-3).
 
-* Genotype (section 2.2): every motif of every level, used or not. The strategy keeps each asked architecture's
-  full genotype; what it asks (and the study stores) is the canonical architecture, in which the motifs and edges
-  that do not reach the network are reset. Without this a level-3 mutation that switches an edge to a motif no
-  edge used before would bring in an empty motif (the zero map) instead of that motif's own structure.
-* Mutation (section 3.1): pick a non-primitive level l >= 2, a motif of that level, a successor node j of that
+* Genotype (the hierarchical representation): every motif of every level, used or not. The strategy keeps each
+  asked architecture's full genotype; what it asks (and the study stores) is the canonical architecture, in which
+  the motifs and edges that do not reach the network are reset. Without this a level-3 mutation that switches an
+  edge to a motif no edge used before would bring in an empty motif (the zero map) instead of that motif's own
+  structure.
+* Mutation: pick a non-primitive level l >= 2, a motif of that level, a successor node j of that
   motif, a predecessor i < j, and replace the motif of level l-1 on edge i -> j by another one (``none``, no
   edge, included). Here the motif and the edge are picked among those that matter (a motif no level-3 edge uses,
   an edge leaving an unreachable node would give a neutral mutation: the same network again).
-* Initial population (section 3.2): the trivial genotype (every motif a chain of identity mappings) diversified
+* Initialisation: the trivial genotype (every motif a chain of identity mappings) diversified
   by ``init_mutations`` random mutations over all motifs and edges (the paper uses 1000).
-* Search (sections 3.3-3.4): asynchronous tournament selection: each ask draws ``tournament`` (5%) of the
+* Search and implementation: asynchronous tournament selection: each ask draws ``tournament`` (5%) of the
   evaluated population at random (at least ``min_tournament``), mutates the best of them, and the child joins the
   population when told; asks still pending are not in the population (the paper's controller selects from the
   table of evaluated genotypes while the queue waits). The population is never pruned. The paper's tournaments
@@ -141,7 +142,7 @@ class HierarchicalEvolution(Strategy):
         return genotype.with_choice(label, self.space.decision(label).mutate(genotype[label], self.rng))
 
     def _pick_edge(self, tree: EdgeTree) -> str | None:
-        """Level, motif, successor node j, predecessor i < j: each uniform, as in the paper's section 3.1."""
+        """Level, motif, successor node j, predecessor i < j: each uniform, as in the paper's mutation."""
         if not tree:
             return None
         motifs = tree[sorted(tree)[int(self.rng.integers(len(tree)))]]

@@ -49,7 +49,8 @@ def train(
     label_smoothing: Optional[float] = typer.Option(None, "--label-smoothing", help="Label smoothing (0: off)."),
     grad_clip: Optional[float] = typer.Option(None, "--grad-clip", help="Gradient norm clip (0: off)."),
     train_on_val: Optional[bool] = typer.Option(None, "--train-on-val/--no-train-on-val", help="Train on the "
-                                                "training and validation splits (no validation accuracy then)."),
+                                                "training and validation splits, as final evaluations do (the "
+                                                "default); --no-train-on-val holds validation out to watch it."),
     layers: Optional[int] = typer.Option(None, help="Cells (cell space) or cells per stage (nb201)."),
     channels: Optional[int] = typer.Option(None, help="Initial channels (cell, nb201) or stem channels."),
     space: Optional[str] = typer.Option(None, help="The space of the architecture (for a text form or a bare JSON)."),

@@ -40,8 +40,11 @@ CONFIG_JSON, CHECKPOINT, METRICS_CSV, WEIGHTS, RESULT_JSON = (
 @dataclass
 class FinalTrainConfig:
     """The final-evaluation recipe. ``augment`` None: the dataset's standard augmentation. ``drop_path``: the
-    probability reached at the last epoch (linear ramp from 0). ``train_on_val``: train on train + validation
-    (the DARTS protocol trains on the whole training set; there is then no validation accuracy)."""
+    probability reached at the last epoch (linear ramp from 0). ``train_on_val`` (default): train on train +
+    validation, as the final evaluations of NASNet, ENAS and DARTS train on the whole training set: the
+    validation split served the search's model selection, and a final training selects nothing (it keeps the
+    last epoch), so holding it out would only waste data. There is then no validation accuracy; the test split
+    is never trained on either way."""
 
     epochs: int = 30
     batch_size: int = 64
@@ -57,7 +60,7 @@ class FinalTrainConfig:
     drop_path: float = 0.0
     label_smoothing: float = 0.0
     grad_clip: float | None = 5.0
-    train_on_val: bool = False
+    train_on_val: bool = True
 
     def check(self) -> None:
         if self.epochs < 1 or self.batch_size < 2:

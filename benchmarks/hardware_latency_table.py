@@ -6,7 +6,8 @@ predict the latency of a whole MBConv network on this CPU?
 1. ``archsearch profile --space mbconv --input ... -o DIR/table.json`` (skipped with ``--table``): every candidate
    op at every input shape it meets, once (median of ``--repeats`` runs, batch 1, 1 thread);
 2. ``--archs`` architectures sampled uniformly from the space (seed 0), each built with seeded weights and
-   measured end to end (median of 30 runs after 5 warm-up runs, batch 1, 1 thread); with ``--arch-rounds R``
+   measured end to end (median, or with ``--statistic min`` the fastest, of 30 runs after 5 warm-up runs, batch
+   1, 1 thread; table entries alike); with ``--arch-rounds R``
    in R interleaved passes, the median of the passes;
 3. Spearman rank correlation and mean absolute percentage error of the sum of table entries against the
    measurement; also after one scalar calibration (measured / predicted median ratio), which a per-device
@@ -50,6 +51,8 @@ def main() -> int:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--clock", default="wall", choices=["wall", "cpu"],
                    help="cpu: the thread's CPU time, robust to other processes on a busy machine")
+    p.add_argument("--statistic", default="median", choices=["median", "min"],
+                   help="of the timed runs, for table entries and architectures alike")
     p.add_argument("--table", default=None, help="use this table instead of profiling")
     p.add_argument("--out", default="bench-out/hardware-latency")
     p.add_argument("--seed", type=int, default=0)
@@ -64,7 +67,8 @@ def main() -> int:
         table = LatencyTable.load(a.table)
     else:
         table = profile_space(space, shape, threads=a.threads, repeats=a.repeats, clock=a.clock, rounds=a.rounds,
-                              progress=lambda d, n: print(f"\rprofiling {d}/{n}", end="", file=sys.stderr))
+                              statistic=a.statistic,
+                              progress=lambda d, n: d % 500 == 0 and print(f"profiling {d}/{n}", file=sys.stderr))
         table.save(out / "table.json")
         print(file=sys.stderr)
     profile_s = time.perf_counter() - t0
@@ -83,8 +87,9 @@ def main() -> int:
             stats = measure_latency(model, shape.size, threads=a.threads, warmup=5, repeats=a.arch_repeats,
                                     max_seconds=None, copy_model=False, clock=a.clock)
             loads.append(stats.load1)
-            per_round[i].append(stats.median_ms)
-            print(f"\rround {r + 1}: {i + 1}/{len(archs)} measured", end="", file=sys.stderr)
+            per_round[i].append(stats.min_ms if a.statistic == "min" else stats.median_ms)
+            if (i + 1) % 10 == 0:
+                print(f"round {r + 1}: {i + 1}/{len(archs)} measured", file=sys.stderr)
     print(file=sys.stderr)
     rows = [{"arch": space.format(arch), "measured_ms": statistics.median(per_round[i]), "rounds_ms": per_round[i],
              "predicted_ms": table.predict_model(model), "macs": count_flops(model, shape.size) // 2}
@@ -96,7 +101,7 @@ def main() -> int:
     scale = float(np.median(meas / pred))
     res = {
         "n": len(rows), "input": list(shape.size), "threads": a.threads, "clock": a.clock, "rounds": a.rounds,
-        "arch_rounds": a.arch_rounds,
+        "arch_rounds": a.arch_rounds, "statistic": a.statistic,
         "space_config": space.config,
         "spearman": float(spearmanr(pred, meas).statistic), "pearson": float(pearsonr(pred, meas).statistic),
         "mape_pct": float(np.mean(np.abs(pred - meas) / meas) * 100),

@@ -34,8 +34,15 @@ def throughput(executor: str, workers: int, trials: int, epochs: int, root: Path
     summary = study.run()
     wall = time.perf_counter() - t0
     span = max(t.finished for t in summary.trials) - min(t.started for t in summary.trials)
+    trial_s = [t.finished - t.started for t in summary.trials]
+    train_s = [t.metrics.get("train_seconds", 0.0) for t in summary.trials if t.metrics]
     return {"executor": executor, "workers": workers, "trials": len(summary.trials), "wall_s": round(wall, 1),
-            "busy_span_s": round(span, 1), "trials_per_hour": round(3600 * len(summary.trials) / span, 1)}
+            "busy_span_s": round(span, 1), "trials_per_hour": round(3600 * len(summary.trials) / span, 1),
+            # where the time goes: a trial's own duration (driver's view) and its training part (worker's clock);
+            # utilisation = the workers' summed trial time over workers x span (1.0: no worker ever idle)
+            "mean_trial_s": round(sum(trial_s) / len(trial_s), 3),
+            "mean_train_s": round(sum(train_s) / max(1, len(train_s)), 3),
+            "utilisation": round(sum(trial_s) / (workers * span), 3)}
 
 
 def overhead(executor: str, trials: int, root: Path) -> dict:

@@ -134,3 +134,21 @@ def test_a_table_of_another_space_is_refused(tiny_table):
     _, _, path = tiny_table
     with pytest.raises(UserError, match="profiled for space"):
         make_evaluator("train", get_space("mbconv", **TINY), latency_table=str(path))
+
+
+def test_profile_statistic_min_takes_the_fastest_run(monkeypatch):
+    from archsearch.hardware import latency_table as lt
+    from archsearch.hardware.cost import LatencyStats
+
+    def fake(module, in_shape, **kw):  # every op: runs of 3, 5 and 10 ms
+        return LatencyStats(median_ms=5.0, mean_ms=6.0, min_ms=3.0, p90_ms=10.0, repeats=3, warmup=0, batch=1,
+                            threads=1, device="cpu", load1=None, clock="wall")
+
+    monkeypatch.setattr(lt, "measure_latency", fake)
+    space = get_space("mbconv", block_choice="op", **TINY)
+    low = profile_space(space, DIGITS, limit=4, statistic="min")
+    mid = profile_space(space, DIGITS, limit=4)
+    assert set(low.entries.values()) == {3.0} and set(mid.entries.values()) == {5.0}
+    assert low.meta["statistic"] == "min" and mid.meta["statistic"] == "median"
+    with pytest.raises(UserError, match="unknown latency statistic"):
+        profile_space(space, DIGITS, limit=1, statistic="mean")

@@ -117,3 +117,10 @@ def test_bad_input_gets_one_line_and_exit_code_2(tmp_path, capsys, args, message
     assert code == 2, err
     lines = err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], err
+
+
+def test_profile_with_an_unknown_statistic_is_one_line(tmp_path, capsys):
+    code, out, err = cli(capsys, "profile", "--space", "mbconv", *SPACE_OPTS, "--statistic", "mean",
+                         "-o", tmp_path / "t.json")
+    assert code == 2 and "--statistic" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "t.json").exists()

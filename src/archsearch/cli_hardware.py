@@ -107,6 +107,8 @@ def profile(
     rounds: int = typer.Option(1, help="Passes over all ops (the entry is the median of the passes)."),
     clock: str = typer.Option("wall", help="wall, or cpu: the thread's CPU time (1 thread; robust on a busy "
                               "machine)."),
+    statistic: str = typer.Option("median", help="Of an op's timed runs: median, or min (steadier on a shared "
+                                  "machine: other processes only add time)."),
     output: Path = typer.Option(..., "--output", "-o", help="The table (JSON) to write."),
     layer_costs: Optional[Path] = typer.Option(None, "--layer-costs", help="Also write {decision: {candidate: ms}} "
                                                "for one-shot strategies' cost_table (mbconv with block_choice=op)."),
@@ -122,13 +124,15 @@ def profile(
         raise UserError("--threads, --batch and --repeats must be at least 1, --warmup at least 0")
     if clock not in ("wall", "cpu") or (clock == "cpu" and (threads != 1 or not device.startswith("cpu"))):
         raise UserError(f"bad --clock {clock!r}: use wall, or cpu (on the CPU with --threads 1)")
+    if statistic not in ("median", "min"):
+        raise UserError(f"bad --statistic {statistic!r}: use median or min")
     n = len(list(space_units(sp, shape)))
     err = Console(stderr=True)
     with Progress(TextColumn("[bold]profiling"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                   console=err) as bar:
         task = bar.add_task("ops", total=n * rounds)
         table = profile_space(sp, shape, device=device, threads=threads, batch=batch, warmup=warmup,
-                              repeats=repeats, rounds=rounds, clock=clock,
+                              repeats=repeats, rounds=rounds, clock=clock, statistic=statistic,
                               progress=lambda done, total: bar.update(task, completed=done))
     table.save(output)
     if layer_costs is not None:

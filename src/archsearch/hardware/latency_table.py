@@ -32,6 +32,7 @@ from .cost import measure_latency
 __all__ = ["LatencyTable", "profile_space", "latency_units", "space_units", "FORMAT"]
 
 FORMAT = "archsearch-latency-table/1"
+STATISTICS = ("median", "min")
 
 
 def latency_units(model: nn.Module) -> list[tuple[str, nn.Module]]:
@@ -165,10 +166,14 @@ class _LayerCosts:
 def profile_space(space: SearchSpace, shape: InputShape, device: str = "cpu", threads: int | None = 1,
                   batch: int = 1, warmup: int = 3, repeats: int = 15, rounds: int = 1, max_seconds: float = 0.5,
                   limit: int | None = None, progress: Callable[[int, int], None] | None = None,
-                  clock: str = "wall") -> LatencyTable:
+                  clock: str = "wall", statistic: str = "median") -> LatencyTable:
     """Measure every latency unit of ``space`` at ``shape`` once (``rounds`` > 1: several passes over all units,
     the median of the passes, so that a burst of load on the machine hits every entry a little rather than a
-    few entries a lot). ``limit`` profiles only the first units (for tests)."""
+    few entries a lot). ``statistic`` of the timed runs per entry: ``median`` or ``min`` (other processes only
+    ever add time, so on a shared machine the fastest run is the steadier estimate of what the op costs).
+    ``limit`` profiles only the first units (for tests)."""
+    if statistic not in STATISTICS:
+        raise UserError(f"unknown latency statistic {statistic!r}: use {' or '.join(STATISTICS)}")
     units = list(space_units(space, shape))
     if limit is not None:
         units = units[:limit]
@@ -186,7 +191,7 @@ def profile_space(space: SearchSpace, shape: InputShape, device: str = "cpu", th
                 module = factory()
             stats = measure_latency(module, in_shape, device=device, batch=batch, threads=threads, warmup=warmup,
                                     repeats=repeats, max_seconds=max_seconds, copy_model=False, clock=clock)
-            per_round[key].append(stats.median_ms)
+            per_round[key].append(stats.min_ms if statistic == "min" else stats.median_ms)
             if stats.load1 is not None:
                 loads.append(stats.load1)
             done += 1
@@ -195,7 +200,7 @@ def profile_space(space: SearchSpace, shape: InputShape, device: str = "cpu", th
     entries = {k: statistics.median(v) for k, v in per_round.items()}
     meta = {"space": {"name": space.name, "config": space.config}, "input": list(shape.size),
             "num_classes": shape.num_classes, "device": device, "threads": threads, "batch": batch,
-            "warmup": warmup, "repeats": repeats, "rounds": rounds, "clock": clock,
+            "warmup": warmup, "repeats": repeats, "rounds": rounds, "clock": clock, "statistic": statistic,
             "profile_seconds": time.perf_counter() - t0,
             "created": datetime.now().isoformat(timespec="seconds"), "torch": torch.__version__,
             "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),

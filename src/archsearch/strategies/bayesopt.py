@@ -40,10 +40,11 @@ import math
 import warnings
 
 import numpy as np
-from scipy.stats import norm, rankdata
+from scipy.linalg import cho_solve
+from scipy.stats import norm, rankdata, spearmanr
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.gaussian_process import GaussianProcessRegressor
-from sklearn.gaussian_process.kernels import RBF, ConstantKernel, Kernel, WhiteKernel
+from sklearn.gaussian_process.kernels import RBF, ConstantKernel, DotProduct, Kernel, WhiteKernel
 from threadpoolctl import ThreadpoolController
 
 from ..result import Observation
@@ -51,7 +52,7 @@ from ..space import Architecture, SearchSpace
 from .base import Strategy, register_strategy
 from .encodings import Encoder
 
-__all__ = ["BayesianOptimization", "GPSurrogate", "expected_improvement"]
+__all__ = ["BayesianOptimization", "GPSurrogate", "SelectedSurrogate", "expected_improvement"]
 
 
 def expected_improvement(mean: np.ndarray, std: np.ndarray, best: float, xi: float = 0.0) -> np.ndarray:
@@ -67,22 +68,44 @@ def copula(y: np.ndarray) -> np.ndarray:
     return norm.ppf((rankdata(y) - 0.5) / len(y))
 
 
+class LeadingDotProduct(DotProduct):
+    """scikit-learn's dot-product kernel on the first ``width`` features only (all of them when None)."""
+
+    def __init__(self, sigma_0: float = 1.0, sigma_0_bounds="fixed", width: int | None = None):
+        super().__init__(sigma_0, sigma_0_bounds)
+        self.width = width
+
+    def __call__(self, X, Y=None, eval_gradient=False):
+        w = self.width
+        return super().__call__(X[:, :w], None if Y is None else Y[:, :w], eval_gradient)
+
+    def diag(self, X):
+        return super().diag(X[:, :self.width])
+
+
 class GPSurrogate:
     """A GP on encoded architectures, refitted lazily, with fake observations for pending architectures.
 
     ``update(archs, values)`` sets the data; ``ei(candidates, pending)`` scores candidates by expected improvement
-    over the best (transformed) value.
+    over the best (transformed) value. ``linear=True`` adds a linear (dot-product) kernel on the encoding to the
+    similarity kernel: a Bayesian linear model of per-decision costs plus a GP on what it leaves, the structure
+    of a hardware cost such as latency, which is close to a sum over the network's operations (FBNet's and
+    ProxylessNAS's per-op latency tables; nn-Meter, Zhang et al., MobiSys 2021). Use it with raw values
+    (``y_transform="standard"``): a rank warping would bend the sum.
     """
 
     def __init__(self, encoder: Encoder, y_transform: str = "copula", pending: str = "believer",
-                 refit_growth: float = 0.1, xi: float = 0.0):
+                 refit_growth: float = 0.1, xi: float = 0.0, linear: bool = False):
         if y_transform not in ("copula", "standard"):
             raise ValueError(f"bo: y_transform must be 'copula' or 'standard', not {y_transform!r}")
         if pending not in ("believer", "liar"):
             raise ValueError(f"bo: pending must be 'believer' or 'liar', not {pending!r}")
         self.encoder, self.y_transform, self.pending_mode = encoder, y_transform, pending
-        self.refit_growth, self.xi = float(refit_growth), float(xi)
+        self.refit_growth, self.xi, self.linear = float(refit_growth), float(xi), bool(linear)
         self.kernel: Kernel = ConstantKernel(1.0, (1e-3, 1e3)) * RBF(2.0, (1e-1, 1e2)) + WhiteKernel(1e-2, (1e-6, 1))
+        if linear:  # on the one-hot part: one weight per (decision, choice), a per-op cost table
+            width = encoder.one_hot_width or None
+            self.kernel = self.kernel + ConstantKernel(0.1, (1e-5, 1e2)) * LeadingDotProduct(1.0, "fixed", width)
         self.archs: list[Architecture] = []
         self.y = np.zeros(0)
         self._gp: GaussianProcessRegressor | None = None
@@ -109,6 +132,17 @@ class GPSurrogate:
                 self.kernel = gp.kernel_  # the start of the next optimisation
             self._gp = gp
         return self._gp
+
+    def loo_rank_correlation(self) -> float:
+        """Spearman correlation between the values and their leave-one-out predictions (closed form for a GP:
+        Rasmussen & Williams, 2006, eq. 5.12); rank-based, so models of differently warped values compare."""
+        gp = self.fit()
+        if len(self.y) < 4:
+            return -1.0
+        k_inv_diag = np.diag(cho_solve((gp.L_, True), np.eye(len(self.y))))
+        loo = -gp.alpha_.ravel() / k_inv_diag  # leave-one-out prediction minus the value (normalised units)
+        rho = spearmanr(self.y, (self.y - gp._y_train_mean) / gp._y_train_std + loo).correlation
+        return -1.0 if rho is None or math.isnan(rho) else float(rho)
 
     def _with_pending(self, pending: list[Architecture]) -> GaussianProcessRegressor:
         gp = self.fit()
@@ -241,3 +275,46 @@ class BayesianOptimization(Strategy):
 
     def _unasked_sample(self) -> Architecture:
         return self.sample_unasked(self.asked)
+
+
+class SelectedSurrogate:
+    """Two GPs on the same values, and the one whose leave-one-out predictions rank the values better answers:
+    the copula GP (for accuracy-like objectives with a long tail) and the additive GP (``linear=True`` on raw
+    values, for costs that are close to a sum over operations). Which one is chosen is re-decided at every update,
+    from the data alone (no metric names): ``choice`` says which, ``y`` and ``predict`` are in its units."""
+
+    KINDS = {"copula": ("copula",), "standard": ("standard",), "additive": ("standard", "believer", 0.1, 0.0, True),
+             "copula-linear": ("copula", "believer", 0.1, 0.0, True)}
+
+    def __init__(self, encoder: Encoder, models: tuple[str, ...] = ("copula", "additive")):
+        if not models or any(m not in self.KINDS for m in models):
+            raise ValueError(f"models must be among {', '.join(map(repr, self.KINDS))}, not {models!r}")
+        self.models = {m: GPSurrogate(encoder, *self.KINDS[m]) for m in models}
+        self.choice = models[0]
+
+    def update(self, archs: list[Architecture], values: np.ndarray) -> None:
+        for m in self.models.values():
+            m.update(archs, values)
+        if len(self.models) > 1:
+            scores = {name: m.loo_rank_correlation() for name, m in self.models.items()}
+            self.choice = max(scores, key=scores.__getitem__)  # ties: the first listed (copula)
+
+    @property
+    def model(self) -> GPSurrogate:
+        return self.models[self.choice]
+
+    @property
+    def archs(self) -> list[Architecture]:
+        return self.model.archs
+
+    @property
+    def y(self) -> np.ndarray:
+        return self.model.y
+
+    @property
+    def warped(self) -> bool:
+        return self.model.y_transform == "copula"
+
+    def predict(self, candidates: list[Architecture], pending: list[Architecture] = ()) -> tuple[np.ndarray,
+                                                                                                  np.ndarray]:
+        return self.model.predict(candidates, pending)

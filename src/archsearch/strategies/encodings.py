@@ -55,6 +55,7 @@ class Encoder:
         self._cache: dict[Architecture, np.ndarray] = {}
         self._cache_size = cache_size
         self.width = len(self(probe))
+        self.one_hot_width = len(space.encode(probe)) if self.one_hot else 0  # the one-hot part comes first
 
     def __call__(self, arch: Architecture) -> np.ndarray:
         got = self._cache.get(arch)

@@ -22,9 +22,13 @@ import functools
 import sys
 import time
 
+import numpy as np
 import torch
 
-from archsearch.benchmark import markdown_report, run_benchmark, write_outputs
+from archsearch.benchmark import (BenchmarkResult, checkpoints, markdown_report, run_benchmark, run_one,
+                                 write_outputs)
+from archsearch.evaluators import make_evaluator
+from archsearch.spaces import get_space
 from archsearch.strategies import STRATEGIES, register_strategy
 from archsearch.strategies.hierarchical import HierarchicalEvolution
 
@@ -43,9 +47,34 @@ def variant_name(n_init: int) -> str:
     return name
 
 
+def run_seeds(names: list[str], seeds: range, trials: int, options: dict, progress) -> BenchmarkResult:
+    """``run_benchmark``'s harness (``run_one`` per strategy and seed, random first) on the given seeds, inline."""
+    space = get_space("hierarchical", **SPACE_CONFIG)
+    evaluator = make_evaluator("train", space, **options)
+    names = ["random"] + names
+    start = time.perf_counter()
+    runs = []
+    for seed in seeds:
+        for n in names:
+            runs.append(run_one(n, seed, trials, space, evaluator))
+            progress(len(runs), len(seeds) * len(names))
+    per_query = len(seeds) * trials
+    return BenchmarkResult(
+        space="hierarchical", evaluator="train", table="", seeds=len(seeds), trials=trials,
+        curves={n: np.stack([r.test_accuracy for r in runs if r.strategy == n]) for n in names},
+        strategy_seconds_per_query={n: sum(r.strategy_seconds for r in runs if r.strategy == n) / per_query
+                                    for n in names},
+        evaluator_seconds_per_query={n: sum(r.evaluator_seconds for r in runs if r.strategy == n) / per_query
+                                     for n in names},
+        failed={n: sum(r.failed for r in runs if r.strategy == n) for n in names},
+        wall_seconds=time.perf_counter() - start, workers=1, checkpoints=checkpoints(trials))
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--seeds", type=int, default=5)
+    p.add_argument("--first-seed", type=int, default=0,
+                   help="run seeds first..first+seeds-1 (more seeds later without rerunning the first ones; 1 worker)")
     p.add_argument("--trials", type=int, default=30)
     p.add_argument("--epochs", type=int, default=1)
     p.add_argument("--batch-size", type=int, default=32)
@@ -60,12 +89,18 @@ def main() -> int:
     def progress(done: int, total: int) -> None:
         print(f"{done}/{total} runs done, {time.time() - t0:.0f} s, load {loadavg()}", flush=True)
 
-    res = run_benchmark([name], seeds=a.seeds, trials=a.trials, space="hierarchical", evaluator="train",
-                        space_config=SPACE_CONFIG, evaluator_options={"epochs": a.epochs, "batch_size": a.batch_size,
-                                                          "keep_weights": False},
-                        workers=a.workers, progress=progress)
+    options = {"epochs": a.epochs, "batch_size": a.batch_size, "keep_weights": False}
+    if a.first_seed:
+        if a.first_seed < 0 or a.workers != 1:
+            p.error("--first-seed must be positive and runs with --workers 1")
+        res = run_seeds([name], range(a.first_seed, a.first_seed + a.seeds), a.trials, options, progress)
+    else:
+        res = run_benchmark([name], seeds=a.seeds, trials=a.trials, space="hierarchical", evaluator="train",
+                            space_config=SPACE_CONFIG, evaluator_options=options, workers=a.workers,
+                            progress=progress)
     command = (f"python benchmarks/hierarchical_digits.py --seeds {a.seeds} --trials {a.trials} "
-               f"--epochs {a.epochs} --batch-size {a.batch_size} --workers {a.workers}")
+               f"--epochs {a.epochs} --batch-size {a.batch_size} --workers {a.workers}"
+               + (f" --first-seed {a.first_seed}" if a.first_seed else ""))
     write_outputs(res, a.out, command=command)
     print(markdown_report(res, command))
     for n, curve in res.curves.items():

@@ -1,6 +1,7 @@
 """Parallel search benchmarks (issue 8).
 
-1. Throughput: a training-evaluator search on digits with 1 worker x 1 thread vs 2 workers x 1 thread, for the
+1. Throughput: a training-evaluator search on digits with 1 worker x 1 thread vs 2 workers x 1 thread (threads=1:
+   without it one worker would get both cores' threads), for the
    `process` and `ray` executors (trials per hour, measured from the first trial's start to the last trial's end,
    so worker start-up is reported separately).
 2. Per-trial overhead of the executors, measured with the tabular evaluator (a lookup costs ~0.01 ms, so
@@ -25,7 +26,7 @@ from archsearch.study import Budget, Study
 
 def throughput(executor: str, workers: int, trials: int, epochs: int, root: Path) -> dict:
     t0 = time.perf_counter()
-    kw = {} if executor == "inline" else {"workers": workers}
+    kw = {"threads": 1} if executor == "inline" else {"workers": workers, "threads": 1}  # every worker 1 thread
     if executor != "inline":
         kw["executor"] = executor
     study = Study.create(space="macro", strategy="random", evaluator="train", budget=Budget(trials=trials), seed=0,

@@ -33,7 +33,9 @@ class Misbehaving:
                 os.kill(os.getpid(), signal.SIGKILL)
             time.sleep(3600)
         score = 100.0 * np.mean([arch[k] == self.target[k] for k in self.space.labels])
-        return Result(metrics={"val_accuracy": score, "test_accuracy": score, "pid": float(os.getpid())})
+        import torch
+        return Result(metrics={"val_accuracy": score, "test_accuracy": score, "pid": float(os.getpid()),
+                               "threads": float(torch.get_num_threads())})
 
 
 def _seed_of(number: int) -> int:

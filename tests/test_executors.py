@@ -26,10 +26,11 @@ def study(tmp_path, executor, trials=8, workers=2, **kw):
 
 
 def test_process_pool_runs_trials_in_parallel(tmp_path):
-    s = study(tmp_path, "process", trials=10, evaluator_options={"victim": -1, "seconds": 0.3})
+    s = study(tmp_path, "process", trials=10, evaluator_options={"victim": -1, "seconds": 0.3}, threads=1)
     summary = s.run()
     assert summary.counts == {"ok": 10}
     assert len({t.metrics["pid"] for t in summary.trials}) == 2  # both workers did work
+    assert {t.metrics["threads"] for t in summary.trials} == {1.0}  # --threads 1 in every worker
     starts = sorted(t.started for t in summary.trials)
     ends = sorted(t.finished for t in summary.trials)
     assert starts[1] < ends[0]  # two trials overlapped in time
@@ -60,6 +61,17 @@ def test_inline_executor_refuses_parallel_settings(tmp_path):
     from archsearch.errors import UserError
     with pytest.raises(UserError, match="need --executor"):
         study(tmp_path, "inline", workers=2)
+    with pytest.raises(UserError, match="--threads must be at least 1"):
+        study(tmp_path, "process", threads=0)
+
+
+def test_inline_executor_runs_trials_with_the_threads_asked_for(tmp_path):
+    import torch
+    before = torch.get_num_threads()
+    summary = study(tmp_path, "inline", workers=None, trials=2, threads=1,
+                    evaluator_options={"victim": -1, "seconds": 0.0}).run()
+    assert {t.metrics["threads"] for t in summary.trials} == {1.0}
+    assert torch.get_num_threads() == before
 
 
 def test_killed_driver_with_worker_pool_resumes_without_losing_trials(tmp_path):

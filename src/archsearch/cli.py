@@ -82,6 +82,8 @@ def search(
     strategy_opt: Optional[List[str]] = typer.Option(None, "--strategy-opt", help="Strategy option KEY=VALUE."),
     executor: str = typer.Option("inline", help="Where trials run: inline, process (local pool) or ray."),
     workers: Optional[int] = typer.Option(None, help="Parallel workers (default: one per core, or per GPU)."),
+    threads: Optional[int] = typer.Option(None, help="CPU threads per worker (default: the cores shared out among "
+                                          "the workers)."),
     address: Optional[str] = typer.Option(None, help="Ray cluster to join: auto or HOST:PORT (default: local)."),
     retries: int = typer.Option(0, help="Run a trial again this many times when its worker dies."),
     trial_timeout: Optional[float] = typer.Option(None, help="Stop a trial after this many seconds (failed)."),
@@ -101,7 +103,7 @@ def search(
                               train_epochs=train_epochs, seed=seed, data=data, evaluator=evaluator, table=table,
                               objective=objective, out=out, device=device, resume=resume, space_opt=space_opt,
                               strategy_opt=strategy_opt, executor=executor, workers=workers, address=address,
-                              quiet=quiet, hardware={"constraints": constraint, "latency_device": latency_device,
+                              threads=threads, quiet=quiet, hardware={"constraints": constraint, "latency_device": latency_device,
                                         "latency_threads": latency_threads, "latency_table": latency_table,
                                         "latency_clock": latency_clock})
     if resume is not None:
@@ -138,7 +140,7 @@ def search(
                              space_config=parse_settings(space_opt, "space setting"), strategy_options=st_opts,
                              evaluator_options=ev_opts, objective=objective_, run_dir=out,
                              executor=executor, workers=workers, address=address, retries=retries,
-                             trial_timeout=trial_timeout)
+                             trial_timeout=trial_timeout, threads=threads)
     done0 = len([r for r in study.store.trials() if r.done])
     b = study.budget
     err.print(f"[bold]archsearch[/] {study.space.name} / {study.strategy.name} -> {study.run_dir}"

@@ -25,7 +25,7 @@ def search_oneshot(*, space: str, strategy: str, trials: int | None, seconds: fl
                    objective: str | None, out: Path | None, device: str, resume: Path | None,
                    space_opt: list[str] | None, strategy_opt: list[str] | None, executor: str = "inline",
                    workers: int | None = None, address: str | None = None, quiet: bool = False,
-                   hardware: dict[str, Any] | None = None) -> None:
+                   hardware: dict[str, Any] | None = None, threads: int | None = None) -> None:
     """``hardware``: the search command's --constraint and --latency-* settings (objective metrics the derived
     architecture's evaluation must report, as for any run)."""
     from .cli import _print_best, err, parse_settings
@@ -39,6 +39,11 @@ def search_oneshot(*, space: str, strategy: str, trials: int | None, seconds: fl
             raise UserError("--trials is for black-box strategies; a one-shot search trains one supernet: give "
                             "--epochs (search) and --train-epochs (the derived architecture)")
         workers = 1 if workers is None else workers
+        if threads is not None and threads < 1:
+            raise UserError(f"--threads must be at least 1, got {threads}")
+        if threads is not None and workers == 1:
+            import torch
+            torch.set_num_threads(threads)
         if workers > 1 and executor == "inline":
             executor = "process"  # --workers N alone: N local processes
         train_epochs = DEFAULT_TRAIN_EPOCHS if train_epochs is None else train_epochs
@@ -64,7 +69,8 @@ def search_oneshot(*, space: str, strategy: str, trials: int | None, seconds: fl
                                     strategy_options=parse_settings(strategy_opt, "strategy option"),
                                     evaluator=evaluator, evaluator_options=ev_opts,
                                     objective=objective_, run_dir=out, seconds=seconds, data=data,
-                                    device=dev, workers=workers, executor=executor, address=address)
+                                    device=dev, workers=workers, executor=executor, address=address,
+                                    threads=threads)
     done0 = study.epochs_done
     err.print(f"[bold]archsearch[/] {study.space.name} / {study.strategy_name} (one-shot) -> {study.run_dir}"
               + (f" (resuming after epoch {done0})" if resume is not None else ""))

@@ -63,11 +63,13 @@ def trial_seed(study_seed: int, number: int) -> int:
 
 
 def check_execution(executor: str, workers: int | None, address: str | None, retries: int,
-                    trial_timeout: float | None) -> dict[str, Any]:
+                    trial_timeout: float | None, threads: int | None = None) -> dict[str, Any]:
     """Validate the execution settings (stored in the run, so a resumed run executes the same way)."""
     EXECUTORS.get(executor)
     if workers is not None and workers < 1:
         raise UserError(f"--workers must be at least 1, got {workers}")
+    if threads is not None and threads < 1:
+        raise UserError(f"--threads must be at least 1, got {threads}")
     if retries < 0:
         raise UserError(f"--retries must be 0 or more, got {retries}")
     if trial_timeout is not None and trial_timeout <= 0:
@@ -77,6 +79,8 @@ def check_execution(executor: str, workers: int | None, address: str | None, ret
     if address and executor != "ray":
         raise UserError("--address is for --executor ray")
     out: dict[str, Any] = {"name": executor, "retries": retries}
+    if threads is not None:
+        out["threads"] = threads
     if executor != "inline":
         out.update(workers=workers, trial_timeout=trial_timeout)
     if address:
@@ -112,13 +116,15 @@ class Study:
                space_config: dict | None = None, strategy_options: dict | None = None,
                evaluator_options: dict | None = None, objective: MetricObjective | None = None,
                run_dir: str | Path | None = None, executor: str = "inline", workers: int | None = None,
-               address: str | None = None, retries: int = 0, trial_timeout: float | None = None) -> "Study":
+               address: str | None = None, retries: int = 0, trial_timeout: float | None = None,
+               threads: int | None = None) -> "Study":
+        """``threads``: CPU threads of each worker (default: the cores shared out among the workers)."""
         space_config, strategy_options = dict(space_config or {}), dict(strategy_options or {})
         evaluator_options = dict(evaluator_options or {})
         objective = objective or MetricObjective()
         sp = get_space(space, **space_config)
         strat = make_strategy(strategy, sp, seed=seed, **strategy_options)
-        execution = check_execution(executor, workers, address, retries, trial_timeout)
+        execution = check_execution(executor, workers, address, retries, trial_timeout, threads)
         spec = EvaluatorSpec(space, space_config, evaluator, evaluator_options)
         run_dir = Path(run_dir) if run_dir else default_run_dir(space, strategy)
         if RunStore.is_run(run_dir):

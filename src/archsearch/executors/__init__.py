@@ -60,9 +60,10 @@ def safe_evaluate(evaluate: EvaluateFn, job: Job) -> Result:
 class InlineExecutor(Executor):
     """Evaluate in the calling process, one job at a time."""
 
-    def __init__(self, evaluator: Any, workers: int = 1, **_: Any):
+    def __init__(self, evaluator: Any, workers: int = 1, threads: int | None = None, **_: Any):
         self.evaluate = evaluator.evaluate
         self.capacity = 1
+        self.threads = threads
         self._queue: list[Job] = []
 
     def submit(self, job: Job) -> None:
@@ -72,7 +73,15 @@ class InlineExecutor(Executor):
         if not self._queue:
             return []
         job = self._queue.pop(0)
-        return [(job, safe_evaluate(self.evaluate, job))]
+        if self.threads is None:
+            return [(job, safe_evaluate(self.evaluate, job))]
+        import torch
+        before = torch.get_num_threads()
+        torch.set_num_threads(self.threads)
+        try:
+            return [(job, safe_evaluate(self.evaluate, job))]
+        finally:
+            torch.set_num_threads(before)
 
     @property
     def in_flight(self) -> int:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 
 def run(strategy: str, workers: int, epochs: int, channels: int, executor: str, root: Path, batch: int = 64,
-        transport: str = "auto") -> dict:
+        transport: str = "auto", sync_bn: bool = True) -> dict:
     import torch
     from archsearch.storage import RunStore
     from archsearch.strategies.oneshot.runner import OneShotStudy
@@ -29,7 +29,7 @@ def run(strategy: str, workers: int, epochs: int, channels: int, executor: str, 
                                 space_config={"channels": channels, "cells_per_stage": 2},
                                 strategy_options={"batch_size": batch}, evaluator_options={"epochs": 1},
                                 run_dir=root / f"{strategy}-{workers}", workers=workers, executor=executor,
-                                threads=1, transport=transport)
+                                threads=1, transport=transport, sync_bn=sync_bn)
     t0 = time.perf_counter()
     summary = study.run()
     store = RunStore(root / f"{strategy}-{workers}")
@@ -48,15 +48,19 @@ def main() -> None:
     p.add_argument("--channels", type=int, default=16)
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--executor", default="process", choices=["process", "ray"])
+    p.add_argument("--no-sync-bn", action="store_true",
+                   help="per-process BatchNorm statistics (as DDP without SyncBatchNorm) instead of synchronised ones")
     p.add_argument("--transport", default="auto", choices=["auto", "shm", "dist"],
                    help="collectives: shared memory (auto on local processes) or torch.distributed (gloo)")
     a = p.parse_args()
     print("load average before:", open("/proc/loadavg").read().strip())
     with tempfile.TemporaryDirectory() as d:
         one = run(a.strategy, 1, a.epochs, a.channels, a.executor, Path(d), a.batch_size)
-        two = run(a.strategy, 2, a.epochs, a.channels, a.executor, Path(d), a.batch_size, a.transport)
+        two = run(a.strategy, 2, a.epochs, a.channels, a.executor, Path(d), a.batch_size, a.transport,
+                  not a.no_sync_bn)
     ratio = two["mean_epoch_seconds"] / one["mean_epoch_seconds"]
-    out = {"strategy": a.strategy, "executor": a.executor, "transport": a.transport, "channels": a.channels,
+    out = {"strategy": a.strategy, "executor": a.executor, "transport": a.transport, "sync_bn": not a.no_sync_bn,
+           "channels": a.channels,
            "batch_size": a.batch_size, "one": one, "two": two,
            "ratio": ratio, "same_arch": one["arch"] == two["arch"], "cores": os.cpu_count(),
            "load_after": open("/proc/loadavg").read().strip()}

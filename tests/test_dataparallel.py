@@ -133,3 +133,15 @@ def test_shared_memory_wait_ends_when_a_rank_is_gone():
     comm = SharedMemoryComm(0, 2, SharedMemoryComm.allocate(2), timeout=0.2)
     with pytest.raises(RuntimeError, match="waited"):
         comm.all_reduce(torch.ones(3))
+
+
+def test_parallel_settings_are_checked_and_stored(tmp_path):
+    study = OneShotStudy.create(space="nb201", strategy="darts", epochs=1, space_config=SPACE, run_dir=tmp_path / "a",
+                                workers=2, sync_bn=False, transport="dist")
+    assert study.config["parallel"]["sync_bn"] is False and study.config["parallel"]["transport"] == "dist"
+    with pytest.raises(UserError, match="transport"):
+        OneShotStudy.create(space="nb201", strategy="darts", epochs=1, space_config=SPACE, run_dir=tmp_path / "b",
+                            workers=2, transport="carrier-pigeon")
+    with pytest.raises(UserError, match="transport"):
+        OneShotStudy.create(space="nb201", strategy="darts", epochs=1, space_config=SPACE, run_dir=tmp_path / "c",
+                            workers=2, executor="ray", transport="shm")

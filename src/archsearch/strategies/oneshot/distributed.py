@@ -292,7 +292,8 @@ def rank_main(rank: int, world: int, addr: str, port: int, config: dict[str, Any
     parent = os.getppid()
     strategy.dp = init_group(rank, world, addr, port, strategy.device, shared,
                              alive=(lambda: os.getppid() == parent) if shared is not None else None)
-    strategy.dp.sync_batchnorm(strategy.model)
+    if config["parallel"].get("sync_bn", True):
+        strategy.dp.sync_batchnorm(strategy.model)
     try:
         while strategy.dp.go_on(False):
             strategy.run_epoch()

@@ -85,10 +85,13 @@ class OneShotStudy:
                strategy_options: dict | None = None, evaluator: str = "train", evaluator_options: dict | None = None,
                objective: Any = None, run_dir: str | Path | None = None, seconds: float | None = None,
                data: str | None = None, device: str | None = None, workers: int = 1, executor: str = "process",
-               address: str | None = None, threads: int | None = None, transport: str = "auto") -> "OneShotStudy":
+               address: str | None = None, threads: int | None = None, transport: str = "auto",
+               sync_bn: bool = True) -> "OneShotStudy":
         """``workers`` > 1: a data-parallel search over that many processes (``executor`` 'process' or 'ray',
         ``address`` of a Ray cluster; ``threads`` per process, default: the cores shared out; ``transport`` of
-        the collectives: 'auto' = shared memory for local CPU processes, else 'dist' = torch.distributed)."""
+        the collectives: 'auto' = shared memory for local CPU processes, else 'dist' = torch.distributed;
+        ``sync_bn`` False: every process normalises by its own slice's BatchNorm statistics, as DDP without
+        SyncBatchNorm does — fewer collectives, but no longer the single-process computation)."""
         space_config, options = dict(space_config or {}), dict(strategy_options or {})
         cls_ = ONESHOT.get(strategy)
         workers = 1 if workers is None else int(workers)
@@ -122,6 +125,7 @@ class OneShotStudy:
             "budget": {"epochs": int(epochs), "seconds": seconds, "trials": 1}, "seed": int(seed),
             "data": data, "device": device,
             "parallel": {"workers": workers, "executor": executor, "address": address, "transport": transport,
+                         "sync_bn": bool(sync_bn),
                          "threads": threads or max(1, (os.cpu_count() or 1) // workers)},
         }
         store = RunStore(run_dir, create=True)
@@ -171,7 +175,8 @@ class OneShotStudy:
                                        par.get("address"), par.get("transport", "auto"))
             try:
                 strategy.dp = init_group(0, par["workers"], addr, port, strategy.device, ranks.shared, ranks.alive)
-                strategy.dp.sync_batchnorm(strategy.model)
+                if par.get("sync_bn", True):
+                    strategy.dp.sync_batchnorm(strategy.model)
                 try:
                     self._search(strategy, on_epoch)
                     strategy.dp.go_on(False)

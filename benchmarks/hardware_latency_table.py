@@ -8,7 +8,7 @@ predict the latency of a whole MBConv network on this CPU?
 2. ``--archs`` architectures sampled uniformly from the space (seed 0), each built with seeded weights and
    measured end to end (median, or with ``--statistic min`` the fastest, of 30 runs after 5 warm-up runs, batch
    1, 1 thread; table entries alike); with ``--arch-rounds R``
-   in R interleaved passes, the median of the passes;
+   in R interleaved passes, the median (or min) of the passes;
 3. Spearman rank correlation and mean absolute percentage error of the sum of table entries against the
    measurement; also after one scalar calibration (measured / predicted median ratio), which a per-device
    correction would learn.
@@ -91,7 +91,8 @@ def main() -> int:
             if (i + 1) % 10 == 0:
                 print(f"round {r + 1}: {i + 1}/{len(archs)} measured", file=sys.stderr)
     print(file=sys.stderr)
-    rows = [{"arch": space.format(arch), "measured_ms": statistics.median(per_round[i]), "rounds_ms": per_round[i],
+    across = min if a.statistic == "min" else statistics.median
+    rows = [{"arch": space.format(arch), "measured_ms": across(per_round[i]), "rounds_ms": per_round[i],
              "predicted_ms": table.predict_model(model), "macs": count_flops(model, shape.size) // 2}
             for i, (arch, model) in enumerate(zip(archs, models))]
     measure_s = time.perf_counter() - t1

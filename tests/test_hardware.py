@@ -152,3 +152,13 @@ def test_profile_statistic_min_takes_the_fastest_run(monkeypatch):
     assert low.meta["statistic"] == "min" and mid.meta["statistic"] == "median"
     with pytest.raises(UserError, match="unknown latency statistic"):
         profile_space(space, DIGITS, limit=1, statistic="mean")
+
+
+def test_latency_is_measured_with_a_steady_allocator():
+    import platform
+
+    from archsearch.hardware import cost
+    measure_latency(torch.nn.Linear(4, 4), (4,), warmup=0, repeats=1)
+    if platform.system() == "Linux" and platform.libc_ver()[0] == "glibc":
+        assert cost._STEADY_ALLOCATOR is True  # set by the measurement, once
+    assert cost.steady_allocator() is cost._STEADY_ALLOCATOR

@@ -169,8 +169,9 @@ def profile_space(space: SearchSpace, shape: InputShape, device: str = "cpu", th
                   clock: str = "wall", statistic: str = "median") -> LatencyTable:
     """Measure every latency unit of ``space`` at ``shape`` once (``rounds`` > 1: several passes over all units,
     the median of the passes, so that a burst of load on the machine hits every entry a little rather than a
-    few entries a lot). ``statistic`` of the timed runs per entry: ``median`` or ``min`` (other processes only
-    ever add time, so on a shared machine the fastest run is the steadier estimate of what the op costs).
+    few entries a lot). ``statistic`` of the timed runs (and passes) per entry: ``median`` or ``min`` (other
+    processes only ever add time, so on a shared machine the fastest run is the steadier estimate of what the op
+    costs).
     ``limit`` profiles only the first units (for tests)."""
     if statistic not in STATISTICS:
         raise UserError(f"unknown latency statistic {statistic!r}: use {' or '.join(STATISTICS)}")
@@ -197,7 +198,8 @@ def profile_space(space: SearchSpace, shape: InputShape, device: str = "cpu", th
             done += 1
             if progress is not None:
                 progress(done, total)
-    entries = {k: statistics.median(v) for k, v in per_round.items()}
+    across = min if statistic == "min" else statistics.median  # over the rounds, as over the runs
+    entries = {k: across(v) for k, v in per_round.items()}
     meta = {"space": {"name": space.name, "config": space.config}, "input": list(shape.size),
             "num_classes": shape.num_classes, "device": device, "threads": threads, "batch": batch,
             "warmup": warmup, "repeats": repeats, "rounds": rounds, "clock": clock, "statistic": statistic,

@@ -84,13 +84,27 @@ def test_finds_the_optimum_of_a_synthetic_objective_without_repeats(nb201, trust
 
 
 def test_trust_region_walks_neighbourhoods_and_restarts(nb201):
-    s = make_strategy("bo", nb201, seed=1, n_init=3)
+    s = make_strategy("bo", nb201, seed=1, n_init=3, equivalents=False)  # every neighbour, equivalent or not
     asked = []
     for _ in range(3 + 24 + 1):
         asked.append(s.ask())
         s.tell(Observation(asked[-1], 1.0 if len(asked) <= 3 else 0.0))  # nothing beats the initial design
     assert set(asked[3:27]) == set(nb201.neighbours(asked[0]))  # the region around the best (the first of ties)
     assert s.restarts == 1 and asked[-1] == s.centre
+
+
+@pytest.mark.parametrize("name", ["bo", "bo-ehvi", "local-pareto"])
+def test_architectures_equivalent_to_asked_ones_are_not_asked(nb201, name):
+    """nb201 cells that differ only on edges into nodes the output never reads compute the same function."""
+    s = make_strategy(name, nb201, seed=2, equivalents=True)
+    asked = []
+    for i in range(40):
+        asked.append(s.ask())
+        s.tell(Observation(asked[-1], float(i % 7), values=(float(i % 7), float(i % 5))))
+    keys = [nb201.equivalent(a) for a in asked]
+    assert len(set(keys)) == len(keys)
+    plain = make_strategy(name, nb201, seed=2, equivalents=False)
+    assert plain.ask() == asked[0]  # the option changes nothing else
 
 
 def test_failures_are_left_out_and_never_asked_again(nb201):

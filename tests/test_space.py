@@ -183,3 +183,19 @@ def test_bad_space_definitions_fail_clearly():
 
     with pytest.raises(ValueError, match="two different decisions"):
         space_from_function(clash)
+
+
+def test_nb201_cells_equal_up_to_unused_nodes_are_equivalent():
+    from archsearch import get_space
+    from archsearch.spaces.nb201 import from_string, to_string
+    sp = get_space("nb201")
+    dead = from_string("|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|none~1|none~2|")
+    assert to_string(sp.equivalent(dead)) == "|none~0|+|none~0|none~1|+|skip_connect~0|none~1|none~2|"
+    alive = from_string("|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_1x1~1|none~2|")
+    assert to_string(sp.equivalent(alive)) == "|nor_conv_3x3~0|+|none~0|none~1|+|skip_connect~0|nor_conv_1x1~1|none~2|"
+    full = from_string("|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|none~1|nor_conv_1x1~2|")
+    assert sp.equivalent(full) == full and sp.equivalent(sp.equivalent(dead)) == sp.equivalent(dead)
+    assert len({sp.equivalent(a) for a in sp.enumerate()}) == 12_205  # of 15,625 cells
+    macro = get_space("macro")  # spaces without such a rule: the canonical architecture
+    a = macro.sample(__import__("numpy").random.default_rng(0))
+    assert macro.equivalent(a) == macro.canonical(a)

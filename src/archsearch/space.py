@@ -450,6 +450,12 @@ class SearchSpace:
         changes = {d.label: d.choices[0] for d in self.decisions if d.label not in act and arch[d.label] != d.choices[0]}
         return Architecture({**arch, **changes}) if changes else arch
 
+    def equivalent(self, arch: Architecture) -> Architecture:
+        """One representative of the architectures that build the same function as ``arch`` (beyond inactive
+        decisions: a space function may define ``fn.equivalent``, as nb201 does for edges into unused nodes)."""
+        fn = getattr(self.fn, "equivalent", None)
+        return fn(self.canonical(arch)) if fn is not None else self.canonical(arch)
+
     # --- what strategies use -----------------------------------------------------------------------------------
     def sample(self, rng: np.random.Generator) -> Architecture:
         arch = Architecture({d.label: d.sample(rng) for d in self.decisions})

@@ -60,13 +60,35 @@ class Strategy:
         done = [o for o in self.history if not o.failed and o.feasible]
         return max(done, key=lambda o: o.value) if done else None
 
-    def sample_unasked(self, asked: set[Architecture], tries: int = 1000) -> Architecture:
+    def sample_unasked(self, asked: "set[Architecture] | Seen", tries: int = 1000) -> Architecture:
         """A random architecture not in ``asked`` (any random one once the space seems exhausted)."""
         for _ in range(tries):
             a = self.space.sample(self.rng)
             if a not in asked:
                 return a
         return self.space.sample(self.rng)
+
+
+class Seen:
+    """The architectures a strategy has asked, up to equivalence (:meth:`SearchSpace.equivalent`): ``a in seen``
+    is true when an architecture computing the same function was added. ``len`` counts the architectures added
+    (as a set of them would)."""
+
+    def __init__(self, space: SearchSpace):
+        self.key = space.equivalent
+        self._keys: set[Architecture] = set()
+        self._added: set[Architecture] = set()
+
+    def add(self, arch: Architecture) -> None:
+        if arch not in self._added:
+            self._added.add(arch)
+            self._keys.add(self.key(arch))
+
+    def __contains__(self, arch: object) -> bool:
+        return isinstance(arch, Architecture) and self.key(arch) in self._keys
+
+    def __len__(self) -> int:
+        return len(self._added)
 
 
 STRATEGIES: Registry[Callable[..., Strategy]] = Registry("strategy")

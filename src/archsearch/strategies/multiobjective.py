@@ -57,7 +57,7 @@ from scipy.stats import norm
 from ..hardware.objectives import Constraint, parse_constraint
 from ..result import Observation
 from ..space import Architecture, SearchSpace
-from .base import Strategy, register_strategy
+from .base import Seen, Strategy, register_strategy
 from .bayesopt import BayesianOptimization, GPSurrogate, SelectedSurrogate, expected_improvement
 from .encodings import Encoder
 
@@ -181,14 +181,17 @@ class _ModelBased(Strategy):
     """Shared bookkeeping: what was asked and told (value vectors, feasibility), the feasible front, candidates."""
 
     def __init__(self, space: SearchSpace, seed: int = 0, n_init: int = 10, n_random: int = 200,
-                 encoding: str = "both", constraints: Sequence[str] | str | None = None):
+                 encoding: str = "both", constraints: Sequence[str] | str | None = None,
+                 equivalents: bool = False):
         super().__init__(space, seed)
         if n_init < 1 or n_random < 0:
             raise ValueError(f"{self.name} needs n_init >= 1 and n_random >= 0")
         self.n_init, self.n_random = int(n_init), int(n_random)
         self.encoder = Encoder(space, mode=encoding)
         self.feasibility = FeasibilityModel(self.encoder, _parse_constraints(constraints))
-        self.asked: set[Architecture] = set()
+        # never propose an architecture asked before — nor, with ``equivalents``, one computing the same function
+        # (off by default: on the NB201 tables it helped on some devices and hurt on others; docs/benchmarks.md)
+        self.asked: set[Architecture] | Seen = Seen(space) if equivalents else set()
         self.told: dict[Architecture, tuple[tuple[float, ...], bool]] = {}  # successful: (vector, feasible)
         self._neighbours: dict[Architecture, list[Architecture]] = {}
 
@@ -234,13 +237,15 @@ class MultiObjectiveBO(_ModelBased):
     random augmented-Tchebycheff scalarisations (``"parego"``); see the module docstring. Options: ``n_init``
     random architectures first, ``n_random`` random candidates per ask (besides the front's neighbours),
     ``samples`` Monte Carlo samples for EHVI, ``rho`` ParEGO's augmentation, ``models`` "copula", "auto" or
-    "additive" (see the module docstring), ``encoding``, ``constraints``."""
+    "additive" (see the module docstring), ``encoding``, ``constraints``, ``equivalents`` (never ask an
+    architecture equivalent to an asked one: :meth:`SearchSpace.equivalent`)."""
 
     def __init__(self, space: SearchSpace, seed: int = 0, acquisition: str = "ehvi", n_init: int = 10,
                  n_random: int = 200, samples: int = 64, rho: float = 0.05, units: str = "warped",
                  refine: int = 0, refine_steps: int = 3, reference: str = "front", encoding: str = "both",
-                 models: str = "copula", constraints: Sequence[str] | str | None = None):
-        super().__init__(space, seed, n_init, n_random, encoding, constraints)
+                 models: str = "copula", constraints: Sequence[str] | str | None = None,
+                 equivalents: bool = False):
+        super().__init__(space, seed, n_init, n_random, encoding, constraints, equivalents)
         kinds = {"auto": ("copula", "copula-linear"), "copula": ("copula",), "additive": ("copula", "additive")}
         if models not in kinds:
             raise ValueError(f"{self.name}: models must be 'auto', 'copula' or 'additive', not {models!r}")
@@ -361,8 +366,8 @@ class ParetoLocalSearch(_ModelBased):
     (unused: feasibility comes from the observations)."""
 
     def __init__(self, space: SearchSpace, seed: int = 0, n_init: int = 10,
-                 constraints: Sequence[str] | str | None = None):
-        super().__init__(space, seed, n_init=n_init, n_random=0)
+                 constraints: Sequence[str] | str | None = None, equivalents: bool = False):
+        super().__init__(space, seed, n_init=n_init, n_random=0, equivalents=equivalents)
         self.explored: set[Architecture] = set()
         self.queue: list[Architecture] = []
         self.restarts = 0

@@ -22,10 +22,10 @@ from torch import nn
 
 from ..genotypes import (DEFAULT_CELL_OPS, arch_to_genotype, concat_for, format_genotype, genotype_to_choices,
                          input_label, op_label, parse_genotype)
-from ..ops import CELL_OPS, FactorizedReduce, ReLUConvBN, drop_path
+from ..ops import CELL_OPS, FactorizedReduce, ReLUConvBN
 from ..space import Architecture, ArchitectureError, Chooser, InputShape, SearchSpace
 from . import register_space
-from .cell_networks import NETWORKS, PaperNetwork
+from .cell_networks import NETWORKS, PaperNetwork, cell_nodes
 
 DEFAULT_NODES = 4
 
@@ -56,16 +56,8 @@ class Cell(nn.Module):
         self.out_channels = len(self.concat) * channels
 
     def forward(self, s0: torch.Tensor, s1: torch.Tensor, drop_prob: float = 0.0) -> torch.Tensor:
-        states = [self.preprocess0(s0), self.preprocess1(s1)]
-        for i in range(len(self.ops) // 2):
-            node = 0
-            for k in (2 * i, 2 * i + 1):
-                select, op = self.selects[k], self.ops[k]
-                h = op(select([states[j] for j in select.active_indices]))
-                if self.training and drop_prob > 0.0 and not isinstance(op, nn.Identity):
-                    h = drop_path(h, drop_prob, True)
-                node = node + h
-            states.append(node)
+        states = cell_nodes(self.ops, self.selects, [self.preprocess0(s0), self.preprocess1(s1)], self.training,
+                            drop_prob)
         return torch.cat([states[k] for k in self.concat], dim=1)
 
     def extra_repr(self) -> str:

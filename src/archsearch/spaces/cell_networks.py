@@ -38,6 +38,22 @@ from ..space import Chooser, InputShape
 NETWORKS = ("darts", "nasnet", "enas")
 
 
+
+def cell_nodes(ops: Sequence[nn.Module], selects: Sequence[nn.Module], states: list[torch.Tensor], training: bool,
+               drop_prob: float) -> list[torch.Tensor]:
+    """The nodes of a DARTS-form cell appended to ``states`` (its two inputs): node i sums ops 2i and 2i+1, each
+    applied to the states its input selection reads, with drop-path on every op but the identity in training."""
+    for i in range(len(ops) // 2):
+        node = 0
+        for k in (2 * i, 2 * i + 1):
+            select, op = selects[k], ops[k]
+            h = op(select([states[j] for j in select.active_indices]))
+            if training and drop_prob > 0.0 and not isinstance(op, nn.Identity):
+                h = drop_path(h, drop_prob, True)
+            node = node + h
+        states.append(node)
+    return states
+
 class _ConvBN(nn.Sequential):
     """1x1 conv + BN without a ReLU (TF NASNet's ``factorized_reduction`` at stride 1, the 1x1 after a pool)."""
 
@@ -129,16 +145,8 @@ class PaperCell(nn.Module):
         self.out_channels = len(self.concat) * channels
 
     def forward(self, s0: torch.Tensor | None, s1: torch.Tensor, drop_prob: float = 0.0) -> torch.Tensor:
-        states = [self.pre0(s1 if s0 is None else s0), self.pre1(s1)]
-        for i in range(len(self.ops) // 2):
-            node = 0
-            for k in (2 * i, 2 * i + 1):
-                select, op = self.selects[k], self.ops[k]
-                h = op(select([states[j] for j in select.active_indices]))
-                if self.training and drop_prob > 0.0 and not isinstance(op, nn.Identity):
-                    h = drop_path(h, drop_prob, True)
-                node = node + h
-            states.append(node)
+        states = cell_nodes(self.ops, self.selects, [self.pre0(s1 if s0 is None else s0), self.pre1(s1)],
+                            self.training, drop_prob)
         return torch.cat([self.fit[str(k)](states[k]) if str(k) in self.fit else states[k] for k in self.concat],
                          dim=1)
 

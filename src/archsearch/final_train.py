@@ -304,15 +304,9 @@ def default_out_dir(source: ArchitectureSource, source_text: str, root: str | Pa
     """A run's training goes to ``RUN_DIR/final``; anything else to ``trained/<time>-<name>``."""
     if source.origin == "run":
         return Path(source_text) / "final"
-    from datetime import datetime
+    from .storage import fresh_dir
 
-    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    base = Path(root) / f"{stamp}-{source.name.replace('.json', '')[:40]}"
-    path, k = base, 1
-    while path.exists():
-        k += 1
-        path = Path(f"{base}-{k}")
-    return path
+    return fresh_dir(root, source.name.replace(".json", "")[:40])
 
 
 def source_from_config(config: dict[str, Any]) -> ArchitectureSource:

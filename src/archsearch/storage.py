@@ -186,6 +186,18 @@ class RunStore:
         return {s: n for s, n in self.conn.execute("SELECT status, COUNT(*) FROM trials GROUP BY status")}
 
 
+def fresh_dir(root: str | Path, name: str) -> Path:
+    """``root/<date-time>-<name>``, with ``-2``, ``-3`` ... appended while that path exists (not created here)."""
+    from datetime import datetime
+
+    base = Path(root) / f"{datetime.now().strftime('%Y%m%d-%H%M%S')}-{name}"
+    path, k = base, 1
+    while path.exists():
+        k += 1
+        path = Path(f"{base}-{k}")
+    return path
+
+
 def _row(r: tuple) -> TrialRecord:
     return TrialRecord(
         number=r[0], arch=Architecture.from_json(r[1]), status=r[2], seed=r[3], value=r[4],

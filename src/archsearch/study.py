@@ -26,7 +26,7 @@ from .objective import MetricObjective, objective_from_config
 from .result import Observation, Result
 from .space import Architecture, SearchSpace
 from .spaces import get_space
-from .storage import RUNNING, RunStore, TrialRecord
+from .storage import RUNNING, RunStore, TrialRecord, fresh_dir
 from .strategies import Strategy, make_strategy
 
 BEST_JSON, BEST_WEIGHTS = "best.json", "best.pt"
@@ -89,13 +89,7 @@ def check_execution(executor: str, workers: int | None, address: str | None, ret
 
 
 def default_run_dir(space: str, strategy: str, root: str | Path = "runs") -> Path:
-    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    base = Path(root) / f"{stamp}-{space}-{strategy}"
-    path, i = base, 1
-    while path.exists():
-        i += 1
-        path = Path(f"{base}-{i}")
-    return path
+    return fresh_dir(root, f"{space}-{strategy}")
 
 
 @dataclass

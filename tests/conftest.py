@@ -40,6 +40,27 @@ def synthetic_score(space: SearchSpace, arch: Architecture, target: Architecture
     return 100.0 * float(np.mean([arch[k] == target[k] for k in space.labels]))
 
 
+def drive(strategy, space: SearchSpace, target: Architecture, n: int) -> tuple[float, list[Architecture]]:
+    """Ask and tell ``n`` times on the synthetic score: the best score reached and the architectures asked."""
+    from archsearch.result import Observation
+    best, asked = -1.0, []
+    for t in range(n):
+        arch = strategy.ask()
+        v = synthetic_score(space, arch, target)
+        strategy.tell(Observation(arch, v, trial=t))
+        best = max(best, v)
+        asked.append(arch)
+    return best, asked
+
+
+def digits_npz(path, n: int) -> str:
+    """The first ``n`` embedded digits as an .npz file (x scaled to [0, 1], y) at ``path``; its path."""
+    from sklearn.datasets import load_digits
+    d = load_digits()
+    np.savez(path, x=(d.images[:n] / 16.0).astype(np.float32), y=d.target[:n])
+    return str(path)
+
+
 @pytest.fixture
 def rng():
     return np.random.default_rng(0)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import json
 
-import numpy as np
 import pytest
 import torch
 
@@ -16,6 +15,8 @@ from archsearch.errors import UserError
 from archsearch.final_train import recipe, train_architecture
 from archsearch.space import InputShape
 
+from conftest import digits_npz
+
 CIFAR = InputShape(3, 32, 32, 10)
 MACRO = {"l0_op": "conv", "l0_kernel": 3, "l0_filters": 16, "l1_op": "max_pool", "l1_kernel": 3, "l1_filters": 16,
          "l1_skips": [], "l2_op": "sep_conv", "l2_kernel": 3, "l2_filters": 16, "l2_skips": [0]}
@@ -23,12 +24,7 @@ MACRO = {"l0_op": "conv", "l0_kernel": 3, "l0_filters": 16, "l1_op": "max_pool",
 
 @pytest.fixture(scope="module")
 def npz(tmp_path_factory):
-    from sklearn.datasets import load_digits
-
-    d = load_digits()
-    path = tmp_path_factory.mktemp("data") / "digits300.npz"
-    np.savez(path, x=(d.images[:300] / 16.0).astype(np.float32), y=d.target[:300])
-    return str(path)
+    return digits_npz(tmp_path_factory.mktemp("data") / "digits300.npz", 300)
 
 
 @pytest.fixture()

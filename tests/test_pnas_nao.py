@@ -12,18 +12,7 @@ from archsearch.strategies import make_strategy
 from archsearch.strategies.nao import NAO
 from archsearch.strategies.pnas import MLPEnsemble, ProgressiveSearch
 
-from conftest import synthetic_score
-
-
-def drive(s, space, target, n):
-    best, asked = -1.0, []
-    for t in range(n):
-        arch = s.ask()
-        v = synthetic_score(space, arch, target)
-        s.tell(Observation(arch, v, trial=t))
-        best = max(best, v)
-        asked.append(arch)
-    return best, asked
+from conftest import drive, synthetic_score
 
 
 # ---- PNAS ------------------------------------------------------------------------------------------------------

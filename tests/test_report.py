@@ -18,6 +18,8 @@ from archsearch.result import Result
 from archsearch.spaces import get_space
 from archsearch.study import Budget, Study
 
+from conftest import digits_npz
+
 
 class CostEvaluator:
     """Accuracy and a parameter count that trade off (wider layers: more accurate and bigger), no training."""
@@ -66,14 +68,10 @@ def runs(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def oneshot_run(tmp_path_factory):
-    from sklearn.datasets import load_digits
-
     from archsearch.strategies.oneshot.runner import OneShotStudy
 
     root = tmp_path_factory.mktemp("oneshot")
-    d = load_digits()
-    npz = root / "d.npz"
-    np.savez(npz, x=(d.images[:200] / 16.0).astype(np.float32), y=d.target[:200])
+    npz = digits_npz(root / "d.npz", 200)
     study = OneShotStudy.create(space="nb201", strategy="darts", epochs=2, seed=0,
                                 space_config={"channels": 4, "cells_per_stage": 1},
                                 strategy_options={"batch_size": 32, "bn_batches": 1},

@@ -8,21 +8,13 @@ from archsearch.result import Observation
 from archsearch.spaces import get_space
 from archsearch.strategies import STRATEGIES, make_strategy
 
-from conftest import synthetic_score
+from conftest import drive, synthetic_score
 
 SPACES = {"nb201": {}, "macro": {"layers": 4}}
 
 
 def run(strategy_name, space, target, n, seed):
-    s = make_strategy(strategy_name, space, seed=seed)
-    best, trace = -1.0, []
-    for t in range(n):
-        arch = s.ask()
-        v = synthetic_score(space, arch, target)
-        s.tell(Observation(arch, v, trial=t))
-        best = max(best, v)
-        trace.append(arch)
-    return best, trace
+    return drive(make_strategy(strategy_name, space, seed=seed), space, target, n)
 
 
 @pytest.fixture(params=sorted(SPACES))

@@ -10,17 +10,15 @@ from archsearch.evaluators import make_evaluator
 from archsearch.spaces import get_space
 from archsearch.study import Budget, Study
 
+from conftest import digits_npz
+
 NB201 = {"channels": 4, "cells_per_stage": 1}
 OPTIONS = {"epochs": 1, "batch_size": 32, "bn_batches": 1}
 
 
 @pytest.fixture(scope="module")
 def npz(tmp_path_factory):
-    from sklearn.datasets import load_digits
-    d = load_digits()
-    path = tmp_path_factory.mktemp("data") / "tiny.npz"
-    np.savez(path, x=(d.images[:200] / 16.0).astype(np.float32), y=d.target[:200])
-    return str(path)
+    return digits_npz(tmp_path_factory.mktemp("data") / "tiny.npz", 200)
 
 
 def test_deterministic_under_seed_and_independent_of_the_order_of_calls(npz):

@@ -34,7 +34,7 @@ from scipy.stats import pearsonr, spearmanr
 from archsearch.cli import parse_settings
 from archsearch.cli_hardware import input_shape
 from archsearch.hardware.cost import count_flops, measure_latency
-from archsearch.hardware.latency_table import LatencyTable, profile_space
+from archsearch.hardware.latency_table import STATISTICS, LatencyTable, profile_space
 from archsearch.spaces import get_space
 
 
@@ -51,7 +51,7 @@ def main() -> int:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--clock", default="wall", choices=["wall", "cpu"],
                    help="cpu: the thread's CPU time, robust to other processes on a busy machine")
-    p.add_argument("--statistic", default="median", choices=["median", "min"],
+    p.add_argument("--statistic", default="median", choices=list(STATISTICS),
                    help="of the timed runs, for table entries and architectures alike")
     p.add_argument("--table", default=None, help="use this table instead of profiling")
     p.add_argument("--out", default="bench-out/hardware-latency")
@@ -81,17 +81,17 @@ def main() -> int:
             models.append(space.build(arch, shape).eval())
     loads: list[float] = []
     per_round: list[list[float]] = [[] for _ in archs]
+    field_, across = STATISTICS[a.statistic]  # of the runs, then over the rounds
     t1 = time.perf_counter()
     for r in range(a.arch_rounds):  # interleaved: a burst of load hits every architecture a little
         for i, model in enumerate(models):
             stats = measure_latency(model, shape.size, threads=a.threads, warmup=5, repeats=a.arch_repeats,
                                     max_seconds=None, copy_model=False, clock=a.clock)
             loads.append(stats.load1)
-            per_round[i].append(stats.min_ms if a.statistic == "min" else stats.median_ms)
+            per_round[i].append(getattr(stats, field_))
             if (i + 1) % 10 == 0:
                 print(f"round {r + 1}: {i + 1}/{len(archs)} measured", file=sys.stderr)
     print(file=sys.stderr)
-    across = min if a.statistic == "min" else statistics.median
     rows = [{"arch": space.format(arch), "measured_ms": across(per_round[i]), "rounds_ms": per_round[i],
              "predicted_ms": table.predict_model(model), "macs": count_flops(model, shape.size) // 2}
             for i, (arch, model) in enumerate(zip(archs, models))]

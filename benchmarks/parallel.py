@@ -26,9 +26,9 @@ from archsearch.study import Budget, Study
 
 def throughput(executor: str, workers: int, trials: int, epochs: int, root: Path) -> dict:
     t0 = time.perf_counter()
-    kw = {"threads": 1} if executor == "inline" else {"workers": workers, "threads": 1}  # every worker 1 thread
+    kw: dict = {"threads": 1}  # every worker 1 thread
     if executor != "inline":
-        kw["executor"] = executor
+        kw.update(executor=executor, workers=workers)
     study = Study.create(space="macro", strategy="random", evaluator="train", budget=Budget(trials=trials), seed=0,
                          space_config={"layers": 4}, evaluator_options={"epochs": epochs},
                          run_dir=root / f"tp-{executor}-{workers}", **kw)

@@ -116,7 +116,7 @@ def profile(
     """Measure every candidate op of a space at every input shape it meets, once: a per-op latency table."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from .hardware.latency_table import profile_space, space_units
+    from .hardware.latency_table import STATISTICS, profile_space, space_units
 
     sp = _space(space, space_opt)
     shape = input_shape(input_size, classes, data)
@@ -124,8 +124,8 @@ def profile(
         raise UserError("--threads, --batch and --repeats must be at least 1, --warmup at least 0")
     if clock not in ("wall", "cpu") or (clock == "cpu" and (threads != 1 or not device.startswith("cpu"))):
         raise UserError(f"bad --clock {clock!r}: use wall, or cpu (on the CPU with --threads 1)")
-    if statistic not in ("median", "min"):
-        raise UserError(f"bad --statistic {statistic!r}: use median or min")
+    if statistic not in STATISTICS:
+        raise UserError(f"bad --statistic {statistic!r}: use {' or '.join(STATISTICS)}")
     n = len(list(space_units(sp, shape)))
     err = Console(stderr=True)
     with Progress(TextColumn("[bold]profiling"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),

@@ -32,7 +32,10 @@ from .cost import measure_latency
 __all__ = ["LatencyTable", "profile_space", "latency_units", "space_units", "FORMAT"]
 
 FORMAT = "archsearch-latency-table/1"
-STATISTICS = ("median", "min")
+#: How a latency is taken from repeated timings: the field of one measurement (:class:`LatencyStats`) and the
+#: same statistic over several passes.
+STATISTICS: dict[str, tuple[str, Callable[[list[float]], float]]] = {
+    "median": ("median_ms", statistics.median), "min": ("min_ms", min)}
 
 
 def latency_units(model: nn.Module) -> list[tuple[str, nn.Module]]:
@@ -175,6 +178,7 @@ def profile_space(space: SearchSpace, shape: InputShape, device: str = "cpu", th
     ``limit`` profiles only the first units (for tests)."""
     if statistic not in STATISTICS:
         raise UserError(f"unknown latency statistic {statistic!r}: use {' or '.join(STATISTICS)}")
+    field_, across = STATISTICS[statistic]
     units = list(space_units(space, shape))
     if limit is not None:
         units = units[:limit]
@@ -192,14 +196,13 @@ def profile_space(space: SearchSpace, shape: InputShape, device: str = "cpu", th
                 module = factory()
             stats = measure_latency(module, in_shape, device=device, batch=batch, threads=threads, warmup=warmup,
                                     repeats=repeats, max_seconds=max_seconds, copy_model=False, clock=clock)
-            per_round[key].append(stats.min_ms if statistic == "min" else stats.median_ms)
+            per_round[key].append(getattr(stats, field_))
             if stats.load1 is not None:
                 loads.append(stats.load1)
             done += 1
             if progress is not None:
                 progress(done, total)
-    across = min if statistic == "min" else statistics.median  # over the rounds, as over the runs
-    entries = {k: across(v) for k, v in per_round.items()}
+    entries = {k: across(v) for k, v in per_round.items()}  # over the rounds, as over the runs
     meta = {"space": {"name": space.name, "config": space.config}, "input": list(shape.size),
             "num_classes": shape.num_classes, "device": device, "threads": threads, "batch": batch,
             "warmup": warmup, "repeats": repeats, "rounds": rounds, "clock": clock, "statistic": statistic,

@@ -357,10 +357,9 @@ class Ranks:
 
 def launch(executor: str, world: int, config: dict[str, Any], checkpoint: str | None, threads: int,
            address: str | None = None, transport: str = "auto") -> tuple[Ranks, str, int]:
-    """Start ranks 1..world-1 (rank 0 is the caller); returns them and the rendezvous address. ``transport``:
-    ``auto`` (shared memory for local CPU processes, else torch.distributed), ``shm`` or ``dist``."""
-    if transport not in ("auto", "shm", "dist"):
-        raise UserError(f"data-parallel transport must be auto, shm or dist, not {transport!r}")
+    """Start ranks 1..world-1 (rank 0 is the caller); returns them and the rendezvous address. ``transport``
+    (checked by ``OneShotStudy.create``): ``auto`` (shared memory for local CPU processes, else torch.distributed),
+    ``shm`` or ``dist``."""
     if executor == "ray":
         try:
             import ray

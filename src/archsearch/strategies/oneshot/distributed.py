@@ -58,6 +58,9 @@ class Comm:
         if dist.is_initialized():
             dist.destroy_process_group()
 
+    def fail(self) -> None:
+        """Tell the other ranks that this one failed (torch.distributed notices a lost peer by itself)."""
+
 
 class SharedMemoryComm(Comm):
     """All-reduce among ranks on one machine through shared memory (see the module's docstring).
@@ -298,8 +301,7 @@ def rank_main(rank: int, world: int, addr: str, port: int, config: dict[str, Any
         while strategy.dp.go_on(False):
             strategy.run_epoch()
     except BaseException:
-        if isinstance(strategy.dp.comm, SharedMemoryComm):
-            strategy.dp.comm.fail()
+        strategy.dp.comm.fail()
         raise
     finally:
         close_group()

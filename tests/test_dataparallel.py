@@ -145,3 +145,6 @@ def test_parallel_settings_are_checked_and_stored(tmp_path):
     with pytest.raises(UserError, match="transport"):
         OneShotStudy.create(space="nb201", strategy="darts", epochs=1, space_config=SPACE, run_dir=tmp_path / "c",
                             workers=2, executor="ray", transport="shm")
+    with pytest.raises(UserError, match="--threads must be at least 1"):
+        OneShotStudy.create(space="nb201", strategy="darts", epochs=1, space_config=SPACE, run_dir=tmp_path / "d",
+                            threads=0)

@@ -39,11 +39,6 @@ def search_oneshot(*, space: str, strategy: str, trials: int | None, seconds: fl
             raise UserError("--trials is for black-box strategies; a one-shot search trains one supernet: give "
                             "--epochs (search) and --train-epochs (the derived architecture)")
         workers = 1 if workers is None else workers
-        if threads is not None and threads < 1:
-            raise UserError(f"--threads must be at least 1, got {threads}")
-        if threads is not None and workers == 1:
-            import torch
-            torch.set_num_threads(threads)
         if workers > 1 and executor == "inline":
             executor = "process"  # --workers N alone: N local processes
         train_epochs = DEFAULT_TRAIN_EPOCHS if train_epochs is None else train_epochs
@@ -71,6 +66,9 @@ def search_oneshot(*, space: str, strategy: str, trials: int | None, seconds: fl
                                     objective=objective_, run_dir=out, seconds=seconds, data=data,
                                     device=dev, workers=workers, executor=executor, address=address,
                                     threads=threads)
+        if threads is not None and workers == 1:  # (more workers: each process gets ``threads``)
+            import torch
+            torch.set_num_threads(threads)
     done0 = study.epochs_done
     err.print(f"[bold]archsearch[/] {study.space.name} / {study.strategy_name} (one-shot) -> {study.run_dir}"
               + (f" (resuming after epoch {done0})" if resume is not None else ""))

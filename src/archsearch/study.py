@@ -62,14 +62,19 @@ def trial_seed(study_seed: int, number: int) -> int:
     return int(np.random.SeedSequence([int(study_seed), int(number)]).generate_state(1)[0] & 0x7FFFFFFF)
 
 
+def check_threads(threads: int | None) -> None:
+    """Threads per worker: None (the cores shared out) or at least 1."""
+    if threads is not None and threads < 1:
+        raise UserError(f"--threads must be at least 1, got {threads}")
+
+
 def check_execution(executor: str, workers: int | None, address: str | None, retries: int,
                     trial_timeout: float | None, threads: int | None = None) -> dict[str, Any]:
     """Validate the execution settings (stored in the run, so a resumed run executes the same way)."""
     EXECUTORS.get(executor)
     if workers is not None and workers < 1:
         raise UserError(f"--workers must be at least 1, got {workers}")
-    if threads is not None and threads < 1:
-        raise UserError(f"--threads must be at least 1, got {threads}")
+    check_threads(threads)
     if retries < 0:
         raise UserError(f"--retries must be 0 or more, got {retries}")
     if trial_timeout is not None and trial_timeout <= 0:

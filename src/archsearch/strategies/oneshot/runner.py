@@ -35,7 +35,7 @@ from ...result import Result
 from ...space import Architecture
 from ...spaces import get_space
 from ...storage import RunStore, TrialRecord
-from ...study import BEST_JSON, BEST_WEIGHTS, StudySummary, default_run_dir, summarize, trial_seed
+from ...study import BEST_JSON, BEST_WEIGHTS, StudySummary, check_threads, default_run_dir, summarize, trial_seed
 from .distributed import SUPPORTED as DP_SUPPORTED, close_group, init_group, launch
 from .base import ONESHOT, OneShotStrategy, make_oneshot, parse_options
 
@@ -97,6 +97,7 @@ class OneShotStudy:
         workers = 1 if workers is None else int(workers)
         if workers < 1:
             raise UserError(f"--workers must be at least 1, got {workers}")
+        check_threads(threads)
         if workers > 1 and strategy not in DP_SUPPORTED:
             raise UserError(f"a data-parallel one-shot search (--workers {workers}) supports "
                             f"{', '.join(DP_SUPPORTED)}; {strategy!r} runs with one worker")

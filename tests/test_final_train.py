@@ -92,6 +92,27 @@ def test_paper_networks_structure_and_the_darts_form():
         resolve_source("darts_v2", space_config={"normal_concat": [0, 2]})
 
 
+def test_enas_network_is_enas_code_on_its_released_arc():
+    """On the arc of ENAS's cifar10_micro_final.sh, our ENAS network has what ENAS's code (melodyguan/enas
+    MicroChild) creates: 3,894,372 parameters by its count_model_params, 494,848 in the auxiliary head, and the
+    cell outputs its 'Layer i' lines print (180 x 5, 288, 360 x 5, 576, 720 x 5 channels). The numbers come from
+    the code (a variable-by-variable walk, and a TF2 port's test), not from this implementation."""
+    from archsearch.genotypes import ENAS_RELEASED_ARC, PAPER_EVALUATION, enas_arc_to_genotype, genotype_to_arch
+    from archsearch.space import ArchitectureError
+    from archsearch.spaces import get_space
+
+    genotype = enas_arc_to_genotype(ENAS_RELEASED_ARC)
+    assert genotype.normal[:2] == [("avg_pool_3x3", 0), ("sep_conv_3x3", 0)] and genotype.reduce_concat == [2, 4, 5, 6]
+    config, arch = genotype_to_arch(genotype)
+    space = get_space("cell", **{**PAPER_EVALUATION["enas"], **config, "auxiliary": True})
+    model = space.build(space.validate(arch), CIFAR)
+    aux = sum(p.numel() for p in model.auxiliary_head.parameters())
+    assert sum(p.numel() for p in model.parameters()) - aux == 3_894_372 and aux == 494_848
+    assert [c.out_channels for c in model.cells] == [180] * 5 + [288] + [360] * 5 + [576] + [720] * 5
+    with pytest.raises(ArchitectureError, match="has 40 numbers"):
+        enas_arc_to_genotype(ENAS_RELEASED_ARC + " 0")
+
+
 @pytest.mark.parametrize("name", ["nasnet_a", "enas"])
 def test_paper_networks_train_with_drop_path_and_auxiliary(tmp_path, npz, name):
     """Small versions train end to end (auxiliary loss, drop path) on 8x8 digits, resume from their config, and

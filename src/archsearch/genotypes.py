@@ -21,7 +21,7 @@ __all__ = [
     "Genotype", "CELL_TYPES", "DEFAULT_CELL_OPS", "PUBLISHED", "DARTS_V1", "DARTS_V2", "NASNet", "AmoebaNet", "ENAS",
     "input_label", "op_label", "loose_ends", "concat_for", "infer_concat_mode", "format_genotype", "parse_genotype",
     "arch_to_genotype", "genotype_to_choices", "genotype_to_arch", "published_space_and_arch", "DARTS_EVALUATION",
-    "PAPER_EVALUATION", "evaluation_config",
+    "PAPER_EVALUATION", "evaluation_config", "ENAS_RELEASED_ARC", "ENAS_ARC_OPS", "enas_arc_to_genotype",
 ]
 
 Genotype = namedtuple("Genotype", "normal normal_concat reduce reduce_concat")
@@ -107,6 +107,27 @@ PAPER_EVALUATION: dict[str, dict[str, Any]] = {
                  "reduce_concat": [3, 4, 5, 6]},
     "enas": {"network": "enas", "channels": 36, "layers": 17},
 }
+
+
+#: The arc ENAS's code trains in ``scripts/cifar10_micro_final.sh`` (melodyguan/enas), in its ``fixed_arc`` form.
+#: It is not the cell drawn in the paper (:data:`ENAS`); read it with :func:`enas_arc_to_genotype`.
+ENAS_RELEASED_ARC = ("0 2 0 0 0 4 0 1 0 4 1 1 1 0 0 1 0 2 1 1 "
+                     "1 0 1 0 0 3 0 2 1 1 3 1 1 0 0 4 0 3 1 1")
+#: ENAS's micro op ids (``MicroChild._fixed_layer``): 0, 1 separable 3x3 / 5x5, 2 average, 3 max pool, 4 identity.
+ENAS_ARC_OPS = ("sep_conv_3x3", "sep_conv_5x5", "avg_pool_3x3", "max_pool_3x3", "skip_connect")
+
+
+def enas_arc_to_genotype(arc: str | Sequence[int], nodes: int = 5) -> Genotype:
+    """The genotype of an ENAS micro ``fixed_arc`` (Pham et al., ICML 2018; normal cell then reduction cell, four
+    numbers per node: input, op, input, op). Each cell concatenates its loose ends, as the ENAS network does."""
+    ids = [int(t) for t in arc.split()] if isinstance(arc, str) else [int(t) for t in arc]
+    if len(ids) != 8 * nodes:
+        raise ArchitectureError(f"an ENAS arc of {nodes} nodes has {8 * nodes} numbers, got {len(ids)}")
+    if any(not 0 <= op < len(ENAS_ARC_OPS) for op in ids[1::2]):
+        raise ArchitectureError(f"ENAS op ids are 0-{len(ENAS_ARC_OPS) - 1}: {ids}")
+    cells = [[(ENAS_ARC_OPS[ids[k + 1]], ids[k]) for k in range(start, start + 4 * nodes, 2)]
+             for start in (0, 4 * nodes)]
+    return _normalise(Genotype(cells[0], loose_ends(cells[0]), cells[1], loose_ends(cells[1])))
 
 
 def evaluation_config(name: str, network: str | None = None) -> dict[str, Any]:

@@ -22,7 +22,9 @@ count depends on the network it sits in. These are built from the papers' descri
   classifier.
 
 Both keep DARTS's drop-path (``drop_path_prob``) and the auxiliary head after the cell before the second
-reduction (NASNet) / after the cell after it (ENAS); the papers count parameters without it.
+reduction (NASNet) / after the cell after it (ENAS, whose head's linear layer has no bias); the papers count
+parameters without it. On the arc ENAS's code trains (``genotypes.ENAS_RELEASED_ARC``) the ENAS network has the
+3,894,372 parameters (494,848 in the auxiliary head) that code creates.
 """
 from __future__ import annotations
 
@@ -199,7 +201,9 @@ class PaperNetwork(nn.Module):
             prev_prev, prev = prev, out
             if i == self.aux_at:
                 c_aux = out[0]
-        self.auxiliary_head = AuxiliaryHead(c_aux, shape.num_classes) if auxiliary else None
+        # ENAS's auxiliary head ends in a bias-free linear layer, as its classifier does
+        self.auxiliary_head = AuxiliaryHead(c_aux, shape.num_classes, bias=style == "nasnet") \
+            if auxiliary else None
         self.relu = nn.ReLU()
         self.global_pooling = nn.AdaptiveAvgPool2d(1)
         self.classifier = nn.Linear(prev[0], shape.num_classes, bias=style == "nasnet")

@@ -40,6 +40,7 @@ VARIANTS = {
     "bo-global": (BayesianOptimization, {"trust_region": False}),
     "bo-hamming": (BayesianOptimization, {"encoding": "one-hot"}),
     "bo-raw-y": (BayesianOptimization, {"y_transform": "standard"}),
+    "bo-region-stop": (BayesianOptimization, {"region_stop": 0.05}),
     "local-first": (LocalSearch, {"first_improvement": True}),
     "rl-batch1": (Reinforce, {"batch_size": 1}),
     "rl-lr0.003": (Reinforce, {"lr": 0.003}),

@@ -93,6 +93,20 @@ def test_trust_region_walks_neighbourhoods_and_restarts(nb201):
     assert s.restarts == 1 and asked[-1] == s.centre
 
 
+def test_region_stop_restarts_once_the_gp_rules_out_the_rest_of_the_region(nb201):
+    asked = {}
+    for tau in (0.0, 0.05):
+        s = make_strategy("bo", nb201, seed=1, n_init=3, region_stop=tau)
+        asked[tau] = []
+        while s.restarts == 0 and len(asked[tau]) < 40:
+            asked[tau].append(s.ask())
+            s.tell(Observation(asked[tau][-1], 1.0 if len(asked[tau]) == 1 else 0.0))  # the first is the peak
+        assert s.restarts == 1 and asked[tau][-1] == s.centre
+    assert len(asked[0.0]) == 3 + 24 + 1  # off: every neighbour of the centre first
+    assert len(asked[0.05]) < len(asked[0.0])  # on: sure nothing left improves after a few flat neighbours
+    assert asked[0.05][:3] == asked[0.0][:3]
+
+
 @pytest.mark.parametrize("name", ["bo", "bo-ehvi", "local-pareto"])
 def test_architectures_equivalent_to_asked_ones_are_not_asked(nb201, name):
     """nb201 cells that differ only on edges into nodes the output never reads compute the same function."""
@@ -148,3 +162,5 @@ def test_bad_options():
         make_strategy("bo", space, pending="optimist")
     with pytest.raises(ValueError, match="y_transform"):
         make_strategy("bo", space, y_transform="log")
+    with pytest.raises(ValueError, match="region_stop"):
+        make_strategy("bo", space, region_stop=1.5)

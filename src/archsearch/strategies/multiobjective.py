@@ -414,15 +414,19 @@ class ConstrainedBO(BayesianOptimization):
             self.feasibility.add(obs)
             self._stale = True
 
+    def _refresh(self) -> None:
+        """The objective GP learns from infeasible results too (their accuracy is as informative as anyone's:
+        Gardner et al. 2014)."""
+        if self._stale:
+            self.model.update(list(self.values), np.fromiter(self.values.values(), float, len(self.values)))
+            self._stale = False
+
     def _best_of(self, candidates: list[Architecture]) -> Architecture:
-        """EI over the best feasible value x P(feasible); the objective GP learns from infeasible results too
-        (their accuracy is as informative as anyone's: Gardner et al. 2014)."""
+        """EI over the best feasible value x P(feasible)."""
         if not candidates:
             return self._unasked_sample()
         archs = list(self.values)
-        if self._stale:
-            self.model.update(archs, np.fromiter(self.values.values(), float, len(archs)))
-            self._stale = False
+        self._refresh()
         feasible = np.array([a in self.ok for a in archs])
         best = float(self.model.y[feasible].max()) if feasible.any() else float(self.model.y.max())
         pend = [a for a in self.pending if a not in self.values]

@@ -13,9 +13,10 @@ from archsearch.strategies.oneshot.runner import OneShotStudy
 SPACE = {"channels": 4, "cells_per_stage": 1}
 
 
-def search(tmp_path, name, workers, executor="process", strategy="darts", epochs=2, transport="auto"):
+def search(tmp_path, name, workers, executor="process", strategy="darts", epochs=2, transport="auto",
+           dtype="float32"):
     study = OneShotStudy.create(space="nb201", strategy=strategy, epochs=epochs, seed=3, space_config=SPACE,
-                                strategy_options={"batch_size": 64, "bn_batches": 1},
+                                strategy_options={"batch_size": 64, "bn_batches": 1, "dtype": dtype},
                                 evaluator_options={"epochs": 1}, run_dir=tmp_path / name, workers=workers,
                                 executor=executor, threads=1, transport=transport)
     summary = study.run()
@@ -37,20 +38,29 @@ def shutdown_ray():
         pass
 
 
-@pytest.mark.parametrize("strategy, executor, transport", [("darts", "process", "auto"),  # shared memory
-                                                            ("gdas", "process", "dist"),  # gloo
-                                                            ("darts", "ray", "auto")])  # gloo
-def test_two_processes_search_as_one_process_does(tmp_path, strategy, executor, transport, shutdown_ray):
+@pytest.mark.parametrize("strategy, executor, transport, dtype", [
+    ("darts", "process", "auto", "float64"),  # shared memory
+    ("gdas", "process", "dist", "float64"),  # gloo
+    ("darts", "ray", "auto", "float32")])  # gloo
+def test_two_processes_search_as_one_process_does(tmp_path, strategy, executor, transport, dtype, shutdown_ray):
+    """In float64 the two searches must agree to the stored digits: this catches any real difference (the
+    digits' last validation batch of 39 splits 20 + 19, which a plain average of the slices' mean losses
+    weighted unequally: α differed by 1e-4 after 2 epochs). In float32 they agree up to rounding, which Adam's
+    normalised steps on near-zero α gradients amplify to about 1e-4 in two epochs."""
     if executor == "ray":
         pytest.importorskip("ray")
-    one, e1 = search(tmp_path, "one", 1, strategy=strategy)
-    two, e2 = search(tmp_path, "two", 2, executor=executor, strategy=strategy, transport=transport)
+    one, e1 = search(tmp_path, "one", 1, strategy=strategy, dtype=dtype)
+    two, e2 = search(tmp_path, "two", 2, executor=executor, strategy=strategy, transport=transport, dtype=dtype)
     assert one.best.arch == two.best.arch
     assert [e.arch for e in e1] == [e.arch for e in e2]
-    for a, b in zip(e1, e2):  # the same α after every epoch, up to float summation order
-        for label in a.alphas:
-            assert torch.allclose(torch.tensor(a.alphas[label]), torch.tensor(b.alphas[label]), atol=1e-4)
-        assert abs(a.metrics["train_loss"] - b.metrics["train_loss"]) < 1e-3
+    for a, b in zip(e1, e2):
+        if dtype == "float64":
+            assert a.alphas == b.alphas  # stored to 6 decimals
+            assert a.metrics["train_loss"] == pytest.approx(b.metrics["train_loss"], abs=1e-12)
+        else:
+            for label in a.alphas:
+                assert torch.allclose(torch.tensor(a.alphas[label]), torch.tensor(b.alphas[label]), atol=1e-4)
+            assert abs(a.metrics["train_loss"] - b.metrics["train_loss"]) < 1e-3
 
 
 def test_strategies_without_a_data_parallel_form_are_refused(tmp_path):

@@ -47,6 +47,10 @@ class OneShotOptions:
     latency_weight: float = 0.0  # λ of the expected-cost loss term (see latency_loss.py)
     cost_table: Any = None  # a JSON file, {"label/candidate": ms} or {"candidate": ms}
     bn_batches: int = 4  # training batches that recalibrate BN before a single path is evaluated
+    dtype: str = "float32"  # "float64": the search in double precision (about 2x slower), for exactness checks
+
+
+DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
 
 def parse_options(cls: type, strategy: str, options: dict[str, Any]) -> Any:
@@ -62,6 +66,8 @@ def parse_options(cls: type, strategy: str, options: dict[str, Any]) -> Any:
             raise UserError(f"one-shot option {f.name}={v!r}: expected a number")
     if opts.batch_size < 2:
         raise UserError(f"one-shot option batch_size must be at least 2, got {opts.batch_size}")
+    if getattr(opts, "dtype", "float32") not in DTYPES:
+        raise UserError(f"one-shot option dtype must be one of {', '.join(DTYPES)}, got {opts.dtype!r}")
     return opts
 
 
@@ -87,8 +93,9 @@ class OneShotStrategy:
                                                      self.opts.search_config)
         except (ValueError, TypeError) as e:
             raise UserError(f"cannot build the supernet of space {space.name!r}: {e}") from None
-        self.model = self.supernet.model.to(self.device)
-        self.supernet.alphas.to(self.device)
+        dtype = DTYPES[getattr(self.opts, "dtype", "float32")]
+        self.model = self.supernet.model.to(self.device, dtype)
+        self.supernet.alphas.to(self.device, dtype)
         self.state = self.supernet.state
         self.gen = torch.Generator().manual_seed(self.seed)  # batch order, noise, sampled paths
         self.rng = np.random.default_rng(self.seed)  # architectures sampled from the space
@@ -101,8 +108,8 @@ class OneShotStrategy:
             raise UserError("one-shot option latency_weight needs a cost_table (a JSON file of costs per op)")
         self.cost_vectors = load_cost_table(o.cost_table, self.supernet, data.shape) if o.latency_weight else {}
         d = self.device
-        self.x_train, self.y_train = data.x_train.to(d), data.y_train.to(d)
-        self.x_val, self.y_val = data.x_val.to(d), data.y_val.to(d)
+        self.x_train, self.y_train = data.x_train.to(d, dtype), data.y_train.to(d)
+        self.x_val, self.y_val = data.x_val.to(d, dtype), data.y_val.to(d)
         calib = torch.randperm(len(self.y_train), generator=torch.Generator().manual_seed(self.seed + 1))
         self.calib_idx = calib[: o.bn_batches * o.batch_size].to(d)
         self.dp: DataParallel | None = None  # set by a data-parallel run (see distributed.py)
@@ -155,6 +162,8 @@ class OneShotStrategy:
     def loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         out = self.model(x)
         loss = F.cross_entropy(out[0] if isinstance(out, (tuple, list)) else out, y)
+        if self.dp is not None:  # this rank's share of the whole batch's mean loss (slices may differ in size)
+            loss = loss * self.dp.loss_scale(len(y))
         if not torch.isfinite(loss):
             raise TrainingDiverged(f"the supernet's loss became {loss.item()} in epoch {self.epoch + 1}")
         return loss

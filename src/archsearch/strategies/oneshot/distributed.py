@@ -171,6 +171,16 @@ class DataParallel:
             t.detach().copy_(flat[i:i + n].view_as(t))
             i += n
 
+    def loss_scale(self, n: int) -> float:
+        """The factor that makes a rank's mean loss over its ``n`` samples its share of the whole batch's mean
+        loss, for gradients that are then averaged over the ranks: ``n * world / N`` (N: the whole batch). With
+        slices of unequal size (a batch of 39 over 2 ranks: 20 + 19) a plain average of the slices' mean losses
+        weights the samples unequally, and through the synchronised BatchNorm statistics the slices' gradients
+        mix, so the weighting must be in the loss, not applied to the gradients afterwards."""
+        total = torch.tensor([float(n)], dtype=torch.float64)
+        self.comm.all_reduce(total)
+        return n * self.world / float(total.item())
+
     def average_grads(self, params: Sequence[torch.Tensor]) -> None:
         """Average ``.grad`` of ``params``. A parameter that has no gradient on any rank (off the sampled path)
         keeps none, so the optimiser skips it as in a single process; one with a gradient on some ranks only

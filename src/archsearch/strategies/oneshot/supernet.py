@@ -68,9 +68,9 @@ class ArchParameters:
     def parameters(self) -> list[torch.Tensor]:
         return list(self.tensors.values())
 
-    def to(self, device: torch.device) -> None:
+    def to(self, device: torch.device, dtype: torch.dtype | None = None) -> None:
         for k, t in self.tensors.items():
-            self.tensors[k] = t.detach().to(device).requires_grad_(True)
+            self.tensors[k] = t.detach().to(device, dtype).requires_grad_(True)
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         return {k: t.detach().cpu().clone() for k, t in self.tensors.items()}

@@ -108,8 +108,10 @@ class OneShotStrategy:
             raise UserError("one-shot option latency_weight needs a cost_table (a JSON file of costs per op)")
         self.cost_vectors = load_cost_table(o.cost_table, self.supernet, data.shape) if o.latency_weight else {}
         d = self.device
-        self.x_train, self.y_train = data.x_train.to(d, dtype), data.y_train.to(d)
-        self.x_val, self.y_val = data.x_val.to(d, dtype), data.y_val.to(d)
+        def put(x: torch.Tensor) -> torch.Tensor:  # images take the search's dtype; token ids stay integers
+            return x.to(d, dtype) if x.is_floating_point() else x.to(d)
+        self.x_train, self.y_train = put(data.x_train), data.y_train.to(d)
+        self.x_val, self.y_val = put(data.x_val), data.y_val.to(d)
         calib = torch.randperm(len(self.y_train), generator=torch.Generator().manual_seed(self.seed + 1))
         self.calib_idx = calib[: o.bn_batches * o.batch_size].to(d)
         self.dp: DataParallel | None = None  # set by a data-parallel run (see distributed.py)

@@ -41,6 +41,7 @@ VARIANTS = {
     "bo-hamming": (BayesianOptimization, {"encoding": "one-hot"}),
     "bo-raw-y": (BayesianOptimization, {"y_transform": "standard"}),
     "bo-region-stop": (BayesianOptimization, {"region_stop": 0.05}),
+    "bo-local-model": (BayesianOptimization, {"local_model": 2}),
     "local-first": (LocalSearch, {"first_improvement": True}),
     "rl-batch1": (Reinforce, {"batch_size": 1}),
     "rl-lr0.003": (Reinforce, {"lr": 0.003}),
@@ -93,7 +94,7 @@ def overhead(seeds: int = 10, trials: int = 150) -> None:
     space = get_space("nb201")
     table = make_evaluator("tabular", space)
     print(f"load average before: {loadavg()}")
-    for name in ("bo", "bo-global"):
+    for name in ("bo", "bo-global", "bo-local-model"):
         times = np.zeros((seeds, trials))
         for seed in range(seeds):
             s = make_strategy(name, space, seed=seed)

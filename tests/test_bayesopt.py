@@ -107,6 +107,43 @@ def test_region_stop_restarts_once_the_gp_rules_out_the_rest_of_the_region(nb201
     assert asked[0.05][:3] == asked[0.0][:3]
 
 
+def test_local_model_fits_only_observations_near_the_centre(nb201):
+    rng = np.random.default_rng(5)
+    centre = nb201.sample(rng)
+    hamming = lambda a: sum(a[k] != centre[k] for k in nb201.labels)  # noqa: E731
+    pool = {b for n in nb201.neighbours(centre) for b in nb201.neighbours(n)} | {nb201.sample(rng) for _ in range(50)}
+    by_d = {d: sorted((a for a in pool if hamming(a) == d), key=str)[:3] for d in (1, 2)}
+    far = sorted((a for a in pool if hamming(a) >= 3), key=str)[:4]
+    archs = [centre, *by_d[1], *by_d[2], *far]
+    s = make_strategy("bo", nb201, seed=0, local_model=2)
+    for i, a in enumerate(archs):
+        s.tell(Observation(a, float(i % 5)))
+    s.centre = centre
+    assert list(s.distances(archs)) == [hamming(a) for a in archs]
+    local, close = s.local_surrogate([by_d[1][0], far[0]])
+    assert set(local.archs) == {centre, *by_d[1], *by_d[2]} and close == [by_d[1][0]]
+    assert local.kernel == s.model.fit().kernel_  # the global GP's hyperparameters, not refitted
+    assert np.allclose(local.y, [s.model.y[s.model.archs.index(a)] for a in local.archs])
+    s.local_model = 1  # 4 observations within one edit: fewer than LOCAL_MIN, the global GP answers
+    assert s.local_surrogate([far[0]]) == (s.model, [far[0]])
+
+
+def test_local_model_zero_is_the_default_and_two_still_climbs(nb201):
+    target = nb201.sample(np.random.default_rng(21))
+    runs = {}
+    for opts in ({}, {"local_model": 0}, {"local_model": 2}):
+        s = make_strategy("bo", nb201, seed=0, n_init=5, **opts)
+        runs[str(opts)] = asked = [s.ask() for _ in range(3)]  # asks in flight: kriging believer in the region
+        for a in asked:
+            s.tell(Observation(a, synthetic_score(nb201, a, target)))
+        for _ in range(67):
+            asked.append(s.ask())
+            s.tell(Observation(asked[-1], synthetic_score(nb201, asked[-1], target)))
+        assert len(set(asked)) == len(asked)
+    assert runs["{}"] == runs["{'local_model': 0}"]
+    assert target in runs["{'local_model': 2}"] and runs["{'local_model': 2}"] != runs["{}"]
+
+
 @pytest.mark.parametrize("name", ["bo", "bo-ehvi", "local-pareto"])
 def test_architectures_equivalent_to_asked_ones_are_not_asked(nb201, name):
     """nb201 cells that differ only on edges into nodes the output never reads compute the same function."""
@@ -164,3 +201,7 @@ def test_bad_options():
         make_strategy("bo", space, y_transform="log")
     with pytest.raises(ValueError, match="region_stop"):
         make_strategy("bo", space, region_stop=1.5)
+    with pytest.raises(ValueError, match="local_model"):
+        make_strategy("bo", space, local_model=-1)
+    with pytest.raises(ValueError, match="local_model"):
+        make_strategy("bo-constrained", space, local_model=2)

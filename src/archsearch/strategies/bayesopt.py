@@ -25,7 +25,12 @@ architectures):
      observations); only the acquisition is local, where a Hamming-kernel GP is trustworthy. ``region_stop``
      (off by default) declares a region exhausted earlier, as soon as the GP's expected number of untried
      neighbours that beat the centre (the sum of their probabilities of improvement) is below it; measured
-     not to help on NAS-Bench-201, the GP being overconfident next to the centre (docs/benchmarks.md, issue 4);
+     not to help on NAS-Bench-201, the GP being overconfident next to the centre (docs/benchmarks.md, issue 4).
+     ``local_model=r`` (off by default) scores the region's neighbours with a local GP instead, as TuRBO does:
+     one on the observations within r decisions (Hamming distance) of the centre, with the global GP's
+     hyperparameters (not refitted), so a new climb is not steered by the data of other basins; the global GP
+     answers while fewer than 5 observations are that close; measured within noise of the default on
+     NAS-Bench-201 (docs/benchmarks.md, issue 4);
    * ``trust_region=False``: over the one-step mutations of the ``n_parents`` best architectures so far (all of
      them when a neighbourhood has at most ``per_parent``, a random ``per_parent`` otherwise; BANANAS maximises
      its acquisition by mutating the best architectures) plus ``n_random`` uniform samples.
@@ -167,6 +172,14 @@ class GPSurrogate:
         with self._threads.limit(limits=1, user_api="blas"):
             return self._with_pending(list(pending)).predict(X, return_std=True)
 
+    def subset(self, keep: np.ndarray) -> "GPSurrogate":
+        """A GP on the observations ``keep`` (indices), in this GP's units and with its fitted hyperparameters,
+        never re-optimised (a local model as TuRBO's, Eriksson et al. 2019, without a fit of its own)."""
+        sub = GPSurrogate(self.encoder, self.y_transform, self.pending_mode, self.refit_growth, self.xi, self.linear)
+        sub.kernel, sub._optimised_at, sub._threads = self.fit().kernel_, math.inf, self._threads
+        sub.archs, sub.y = [self.archs[int(i)] for i in keep], self.y[keep]
+        return sub
+
     def ei(self, candidates: list[Architecture], pending: list[Architecture] = (),
            best: float | None = None) -> np.ndarray:
         """Expected improvement of each candidate over ``best`` (default: the best value, in the model's units),
@@ -188,18 +201,25 @@ class BayesianOptimization(Strategy):
     normal-score units); ``pending`` "believer" or "liar"; ``encoding`` "both" (one-hot plus the space's
     registered encoding), "one-hot" (Hamming alone) or "extra" (the registered encoding alone);
     ``y_transform`` "copula" or "standard"; ``refit_growth`` how much the data grows between hyperparameter fits;
-    ``region_stop`` restart when the GP expects fewer improving neighbours than this (0: only when all are tried).
+    ``region_stop`` restart when the GP expects fewer improving neighbours than this (0: only when all are tried);
+    ``local_model`` the radius (in decisions) of the local GP that scores a region's neighbours (0: the global GP).
     """
+
+    LOCAL_MIN = 5  # fewer observations within ``local_model`` of the centre: the global GP scores the region
 
     def __init__(self, space: SearchSpace, seed: int = 0, n_init: int = 10, trust_region: bool = True,
                  n_parents: int = 10, per_parent: int = 30, n_random: int = 100, xi: float = 0.0,
                  pending: str = "believer", encoding: str = "both", y_transform: str = "copula",
-                 refit_growth: float = 0.1, equivalents: bool = False, region_stop: float = 0.0):
+                 refit_growth: float = 0.1, equivalents: bool = False, region_stop: float = 0.0,
+                 local_model: int = 0):
         super().__init__(space, seed)
         if n_init < 1 or n_parents < 0 or per_parent < 1 or n_random < 0 or n_parents + n_random < 1:
             raise ValueError("bo needs n_init >= 1, per_parent >= 1 and a non-empty candidate set")
         if not 0.0 <= region_stop < 1.0:
             raise ValueError(f"bo: region_stop must be in [0, 1), not {region_stop!r}")
+        if local_model != int(local_model) or local_model < 0:
+            raise ValueError(f"bo: local_model must be a radius >= 0 (in decisions), not {local_model!r}")
+        self.local_model = int(local_model)
         self.n_init, self.trust_region, self.region_stop = n_init, trust_region, float(region_stop)
         self.n_parents, self.per_parent, self.n_random = n_parents, per_parent, n_random
         self.model = GPSurrogate(Encoder(space, mode=encoding), y_transform, pending, refit_growth, xi)
@@ -212,6 +232,7 @@ class BayesianOptimization(Strategy):
         self.restarts = 0
         self._stale = False
         self._neighbours: dict[Architecture, list[Architecture]] = {}
+        self._indices: dict[Architecture, tuple[int, ...]] = {}
 
     # ---- ask / tell -----------------------------------------------------------------------------------------
     def _ask(self) -> Architecture:
@@ -249,6 +270,31 @@ class BayesianOptimization(Strategy):
         pend = [a for a in self.pending if a not in self.ok]
         return candidates[int(np.argmax(self.model.ei(candidates, pend)))]
 
+    def local_surrogate(self, pending: list[Architecture]) -> tuple[GPSurrogate, list[Architecture]]:
+        """The GP on the observations within ``local_model`` decisions of the centre, and the pending
+        architectures that close (the global GP and all of them when fewer than LOCAL_MIN observations are)."""
+        self._refresh()
+        near = np.flatnonzero(self.distances(self.model.archs) <= self.local_model)
+        if len(near) < self.LOCAL_MIN:
+            return self.model, pending
+        close = [a for a, d in zip(pending, self.distances(pending)) if d <= self.local_model]
+        return self.model.subset(near), close
+
+    def distances(self, archs: list[Architecture]) -> np.ndarray:
+        """Hamming distance (number of decisions that differ) of each architecture from the centre."""
+        if not archs:
+            return np.zeros(0, int)
+        for a in (self.centre, *archs):
+            if a not in self._indices:
+                self._indices[a] = self.space.indices(a)
+        idx = np.array([self._indices[a] for a in archs])
+        return (idx != np.array(self._indices[self.centre])).sum(axis=1)
+
+    def _best_of_local(self, candidates: list[Architecture]) -> Architecture:
+        """The candidate of largest EI by the local GP, over the best value seen anywhere (as the global EI)."""
+        model, pend = self.local_surrogate([a for a in self.pending if a not in self.ok])
+        return candidates[int(np.argmax(model.ei(candidates, pend, best=float(self.model.y.max()))))]
+
     def expected_improvers(self, fresh: list[Architecture]) -> float:
         """The GP's expected number of ``fresh`` architectures whose value beats the centre's: the sum of their
         probabilities of improvement (predictive, noise included), which also bounds the probability that any
@@ -266,7 +312,7 @@ class BayesianOptimization(Strategy):
         waiting = self.centre in self.pending or any(a in self.pending for a in region)
         if fresh and not (self.region_stop > 0 and not waiting and self.centre in self.ok
                           and self.expected_improvers(fresh) < self.region_stop):
-            return self._best_of(fresh)
+            return self._best_of_local(fresh) if self.local_model else self._best_of(fresh)
         if waiting:
             return self._best_of(self.candidates())  # results still out: decide later, explore meanwhile
         self.restarts += 1  # a local optimum of the region (by the GP, with region_stop): restart at random

@@ -403,6 +403,8 @@ class ConstrainedBO(BayesianOptimization):
 
     def __init__(self, space: SearchSpace, seed: int = 0, constraints: Sequence[str] | str | None = None,
                  trust_region: bool = False, **options):
+        if options.get("local_model"):  # its region would be scored without the probability of feasibility
+            raise ValueError("bo-constrained: local_model is not supported")
         super().__init__(space, seed, trust_region=trust_region, **options)
         self.feasibility = FeasibilityModel(self.model.encoder, _parse_constraints(constraints))
         self.values: dict[Architecture, float] = {}  # every successful observation, feasible or not

@@ -304,14 +304,21 @@ class BayesianOptimization(Strategy):
         mean, std = self.model.predict(fresh)
         return float(norm.cdf((mean - centre_y) / np.maximum(std, 1e-12)).sum())
 
+    def _exhausted(self, fresh: list[Architecture], waiting: bool) -> bool:
+        """Whether the region is done: no untried neighbour left or, with ``region_stop`` and none of the region's
+        results still out, the GP expects fewer than ``region_stop`` of them to beat the centre."""
+        if not fresh:
+            return True
+        return (self.region_stop > 0 and not waiting and self.centre in self.ok
+                and self.expected_improvers(fresh) < self.region_stop)
+
     def _ask_in_region(self) -> Architecture:
         if self.centre is None:
             self.centre = max(self.ok, key=self.ok.__getitem__)
         region = self.neighbours(self.centre)
         fresh = [a for a in region if a not in self.asked]
         waiting = self.centre in self.pending or any(a in self.pending for a in region)
-        if fresh and not (self.region_stop > 0 and not waiting and self.centre in self.ok
-                          and self.expected_improvers(fresh) < self.region_stop):
+        if not self._exhausted(fresh, waiting):
             return self._best_of_local(fresh) if self.local_model else self._best_of(fresh)
         if waiting:
             return self._best_of(self.candidates())  # results still out: decide later, explore meanwhile

@@ -66,7 +66,7 @@ def parse_options(cls: type, strategy: str, options: dict[str, Any]) -> Any:
             raise UserError(f"one-shot option {f.name}={v!r}: expected a number")
     if opts.batch_size < 2:
         raise UserError(f"one-shot option batch_size must be at least 2, got {opts.batch_size}")
-    if getattr(opts, "dtype", "float32") not in DTYPES:
+    if opts.dtype not in DTYPES:
         raise UserError(f"one-shot option dtype must be one of {', '.join(DTYPES)}, got {opts.dtype!r}")
     return opts
 
@@ -93,7 +93,7 @@ class OneShotStrategy:
                                                      self.opts.search_config)
         except (ValueError, TypeError) as e:
             raise UserError(f"cannot build the supernet of space {space.name!r}: {e}") from None
-        dtype = DTYPES[getattr(self.opts, "dtype", "float32")]
+        dtype = DTYPES[self.opts.dtype]
         self.model = self.supernet.model.to(self.device, dtype)
         self.supernet.alphas.to(self.device, dtype)
         self.state = self.supernet.state

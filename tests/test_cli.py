@@ -57,6 +57,8 @@ def bad_npz(tmp_path):
     (["evaluate", "--arch", '{{"bogus": 1}}'], "unknown decision"),
     (["evaluate", "--space", "nb201", "--arch", "|conv~0|"], "NAS-Bench-201"),
     (["search", "--no-such-option"], "No such option"),
+    (["search", "--strategy", "bo", "--strategy-opt", "local_model=-1"], "local_model must be"),
+    (["search", "--strategy", "bo", "--strategy-opt", "nonsense=1"], "nonsense"),
 ])
 def test_bad_input_gets_one_line_and_exit_code_2(tmp_path, args, message):
     garbage = tmp_path / "garbage.npz"

@@ -122,7 +122,14 @@ class Study:
         evaluator_options = dict(evaluator_options or {})
         objective = objective or MetricObjective()
         sp = get_space(space, **space_config)
-        strat = make_strategy(strategy, sp, seed=seed, **strategy_options)
+        try:
+            strat = make_strategy(strategy, sp, seed=seed, **strategy_options)
+        except ValueError as e:  # a bad option value: the strategies say which in their message
+            raise UserError(str(e)) from None
+        except TypeError as e:
+            if not strategy_options:
+                raise
+            raise UserError(f"--strategy-opt: {e}") from None  # an option the strategy does not have
         execution = check_execution(executor, workers, address, retries, trial_timeout, threads)
         spec = EvaluatorSpec(space, space_config, evaluator, evaluator_options)
         run_dir = Path(run_dir) if run_dir else default_run_dir(space, strategy)

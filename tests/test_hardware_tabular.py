@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from archsearch import get_space
-from archsearch.benchmark_hw import TableScorer, _front_mask, run_hw_benchmark, write_hw_outputs
+from archsearch.benchmark_hw import TableScorer, _front_mask, run_hw_benchmark, strategy_options, write_hw_outputs
 from archsearch.errors import UserError
 from archsearch.evaluators import make_evaluator
 from archsearch.evaluators.metrics_table import default_metrics_table_path
@@ -220,6 +220,7 @@ def _mo_run(name, space, ev, objective, n, seed, batch=1, **options):
 
 @pytest.mark.parametrize("name, options", [("bo-ehvi", {}), ("bo-ehvi", {"units": "raw", "refine": 2, "reference": "observed"}),
                                            ("bo-ehvi", {"models": "additive"}), ("bo-ehvi", {"models": "auto"}),
+                                           ("bo-ehvi", {"ref_point": [72.3, -30.0]}),
                                            ("bo-parego", {}), ("local-pareto", {}), ("nsga2", {})])
 def test_multiobjective_strategies_are_deterministic_and_async(name, options, space, pixel3):
     obj = parse_objective("val_accuracy,latency_ms")
@@ -228,6 +229,27 @@ def test_multiobjective_strategies_are_deterministic_and_async(name, options, sp
     _, c = _mo_run(name, space, pixel3, obj, 20, seed=2, batch=3, **options)
     assert a == b and a != c and all(space.contains(x) for x in a)
     assert len(set(a)) == len(a) or name == "nsga2"  # model-based and local search never repeat
+
+
+def test_bo_ehvi_aims_at_the_front_above_its_reference_point(space):
+    """A reference point demanding high accuracy and one demanding low latency send bo-ehvi to different ends of
+    the front (the point is used, in the models' units); a point of the wrong length is refused."""
+    fpga = make_evaluator("tabular", space, hardware="fpga")
+    obj = parse_objective("val_accuracy,latency_ms")
+    asked = {}
+    for end, ref in {"accurate": [84.0, -8.68], "fast": [60.0, -1.7]}.items():
+        s, trace = _mo_run("bo-ehvi", space, fpga, obj, 30, seed=0, ref_point=ref)
+        m = [fpga.evaluate(a).metrics for a in trace[10:]]  # after the random start
+        asked[end] = (np.mean([x["val_accuracy"] for x in m]), np.mean([x["latency_ms"] for x in m]))
+    assert asked["accurate"][0] > asked["fast"][0] + 2 and asked["accurate"][1] > asked["fast"][1] + 0.5, asked
+    with pytest.raises(ValueError, match="ref_point has 3 values for 2 objectives"):
+        _mo_run("bo-ehvi", space, fpga, obj, 12, seed=0, ref_point=[1, 2, 3])
+
+
+def test_the_benchmark_tells_its_reference_point_to_strategies_that_take_one():
+    obj = parse_objective("val_accuracy,latency_ms")
+    assert strategy_options("bo-ehvi", obj, [72.3, -8.7]) == {"ref_point": [72.3, -8.7]}
+    assert strategy_options("bo-ehvi", obj) == {} and strategy_options("nsga2", obj, [72.3, -8.7]) == {}
 
 
 def test_constraint_aware_strategies_avoid_infeasible_architectures(space, pixel3):
@@ -313,3 +335,14 @@ def test_cli_benchmark_and_search_on_the_table(tmp_path, capsys):
     code, _, err = cli(capsys, "search", "--space", "nb201", "--evaluator", "tabular", "--constraint",
                        "latency_ms<=10", "--trials", "2", "--out", tmp_path / "x", "--quiet")
     assert code == 2 and "does not report latency_ms" in err, err
+    mo = ["search", "--space", "nb201", "--evaluator", "tabular", "--hardware", "fpga", "--objective",
+          "pareto:val_accuracy,min:latency_ms", "--trials", "12", "--quiet"]
+    code, _, err = cli(capsys, *mo, "--strategy", "bo-ehvi", "--reference-point", "72,8.7", "--out", tmp_path / "m")
+    assert code == 0, err
+    from archsearch.study import Study
+    assert Study.resume(tmp_path / "m").strategy.ref_point.tolist() == [72.0, -8.7]
+    for args, message in [(["--strategy", "nsga2", "--reference-point", "72,8.7"], "does not take a reference"),
+                          (["--strategy", "bo-ehvi", "--reference-point", "72"], "give 2 numbers"),
+                          (["--strategy", "bo-ehvi", "--strategy-opt", "ref_point=[1,2,3]"], "give 2 numbers")]:
+        code, _, err = cli(capsys, *mo, *args, "--out", tmp_path / "n")
+        assert code == 2 and err.startswith("error: ") and message in err and len(err.splitlines()) == 1, err

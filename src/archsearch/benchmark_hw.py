@@ -14,7 +14,9 @@ al., ICLR 2021). Two modes, by the objective:
   the share of queries spent on infeasible ones.
 
 Strategies that take a ``constraints`` option (``bo-constrained``, ``bo-ehvi``, ``optuna-tpe`` ...) are given the
-constraints; the others only see which results were infeasible. As in :mod:`.benchmark`, seeds run in parallel
+constraints; the others only see which results were infeasible. Strategies that take a ``ref_point``
+(``bo-ehvi``) are given the reference point the hypervolume is scored with, as a user of BoTorch's qEHVI gives
+the one they score with. As in :mod:`.benchmark`, seeds run in parallel
 worker processes and every strategy sees the same seeds.
 """
 from __future__ import annotations
@@ -118,12 +120,16 @@ def _front_mask(Y: np.ndarray) -> np.ndarray:
     return mask
 
 
-def strategy_options(name: str, objective: Any) -> dict[str, Any]:
-    """``constraints`` for strategies that take them, when the objective has constraints."""
-    if not isinstance(objective, ConstrainedObjective):
-        return {}
+def strategy_options(name: str, objective: Any, ref_point: Sequence[float] | None = None) -> dict[str, Any]:
+    """``constraints`` for strategies that take them, when the objective has constraints; ``ref_point`` (the
+    hypervolume's reference point, maximised orientation) for strategies that take one, when given."""
     params = inspect.signature(STRATEGIES.get(name)).parameters
-    return {"constraints": [c.spec() for c in objective.constraints]} if "constraints" in params else {}
+    out: dict[str, Any] = {}
+    if isinstance(objective, ConstrainedObjective) and "constraints" in params:
+        out["constraints"] = [c.spec() for c in objective.constraints]
+    if ref_point is not None and "ref_point" in params:
+        out["ref_point"] = [float(v) for v in ref_point]
+    return out
 
 
 # ---- one run -----------------------------------------------------------------------------------------------
@@ -131,7 +137,8 @@ def run_one_hw(strategy: str, seed: int, trials: int, space: Any, evaluator: Any
                scorer: TableScorer) -> HWRun:
     """Ask, evaluate, score, tell ``trials`` times, tracking the feasible front and the feasible incumbent."""
     clock = time.perf_counter
-    strat = make_strategy(strategy, space, seed=seed, **strategy_options(strategy, objective))
+    ref = scorer.reference if scorer.multi else None
+    strat = make_strategy(strategy, space, seed=seed, **strategy_options(strategy, objective, ref))
     hv, test, infeasible = np.full(trials, np.nan), np.full(trials, np.nan), np.zeros(trials)
     front = np.zeros((0, len(scorer.goals)))
     best_val, best_test, n_infeasible, failed, t_strategy, frac = -math.inf, math.nan, 0, 0, 0.0, 0.0

@@ -68,6 +68,10 @@ def search(
                                             "mnasnet:TARGET_MS[,hard], or pareto[:M1,min:M2] (multi-objective)."),
     constraint: Optional[List[str]] = typer.Option(None, "--constraint", help="Hard constraint, repeatable: "
                                                    "latency_ms<=5, params<=1.5M, flops<=300M (violators: infeasible)."),
+    reference_point: Optional[str] = typer.Option(None, "--reference-point", help="Multi-objective: the "
+                                                  "hypervolume's reference point, one value per metric in its own "
+                                                  "units (e.g. 70,20 for val_accuracy, latency_ms); bo-ehvi aims at "
+                                                  "the front above it."),
     latency_device: Optional[str] = typer.Option(None, "--latency-device", help="Measure latency_ms after training "
                                                  "on this device (default cpu when the objective needs it)."),
     latency_threads: int = typer.Option(1, "--latency-threads", help="CPU threads while measuring latency."),
@@ -135,7 +139,16 @@ def search(
                 ev_opts["hardware"] = hardware
         st_opts = {**DEFAULT_STRATEGY_OPTIONS.get(strategy, {}), **parse_settings(strategy_opt, "strategy option")}
         from .benchmark_hw import strategy_options  # constraint-aware strategies are told the constraints
-        st_opts = {**strategy_options(strategy, objective_), **st_opts}
+        ref = None
+        if reference_point is not None:
+            from .objective import reference_point as parse_reference
+            ref = parse_reference(objective_, reference_point)
+            if "ref_point" not in strategy_options(strategy, objective_, ref):
+                raise UserError(f"strategy {strategy} does not take a reference point (bo-ehvi does)")
+        st_opts = {**strategy_options(strategy, objective_, ref), **st_opts}
+        if "ref_point" in st_opts:  # also when given as --strategy-opt ref_point=[...] (maximised orientation)
+            from .objective import reference_point as check_reference
+            st_opts["ref_point"] = check_reference(objective_, st_opts["ref_point"], oriented=True)
         study = Study.create(space=space, strategy=strategy, evaluator=evaluator, budget=budget, seed=seed,
                              space_config=parse_settings(space_opt, "space setting"), strategy_options=st_opts,
                              evaluator_options=ev_opts, objective=objective_, run_dir=out,

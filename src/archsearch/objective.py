@@ -206,6 +206,26 @@ def _parse_mnasnet(spec: str, text: str):
     return MnasNetObjective(**kw)
 
 
+def reference_point(objective: Any, given: str | Sequence[Any], oriented: bool = False) -> list[float]:
+    """A hypervolume reference point for a Pareto objective, one number per metric in the metrics' order: text
+    (``"70,20"``, ``--reference-point``) or a list, in the metrics' own units; returned in the maximised
+    orientation strategies see (a minimised metric negated). ``oriented``: ``given`` is in that orientation
+    already (a strategy's ``ref_point`` option), only checked."""
+    base = getattr(objective, "base", objective)
+    if not isinstance(base, ParetoObjective):
+        raise UserError("a reference point needs a multi-objective search (--objective pareto:M1,min:M2)")
+    parts = given.split(",") if isinstance(given, str) else list(given) if isinstance(given, (list, tuple)) else []
+    try:
+        values = [float(v) for v in parts]
+    except (TypeError, ValueError):
+        values = []
+    if len(values) != len(base.goals) or not all(math.isfinite(v) for v in values):
+        raise UserError(f"reference point {given!r}: give {len(base.goals)} numbers, one per metric "
+                        f"({', '.join(g.metric for g in base.goals)}), "
+                        + ("minimised ones negated" if oriented else "in their own units"))
+    return values if oriented else [v * g.sign() for v, g in zip(values, base.goals)]
+
+
 def parse_objective(text: str | None, constraints: Sequence[str] | None = None):
     """Read an objective from the command line:
 

@@ -8,9 +8,14 @@
   copula-warped values and the improvement is measured in those warped units (``units="warped"``, the default);
   ``units="raw"`` maps every posterior sample back through the observed warped-to-raw relation and measures the
   improvement in the objectives' own units instead (on NAS-Bench-201 it chased the low-accuracy end of the front,
-  where raw areas are large: see docs/benchmarks.md). The reference point is the nadir of the current front minus
-  10% of its range (BoTorch's ``infer_reference_point``; ``reference="observed"``: the worst feasible values
-  observed, minus 10%); nothing about a benchmark's reference point is used.
+  where raw areas are large: see docs/benchmarks.md). The hypervolume's reference point is the user's when given
+  (``ref_point``, in the objectives' own units and maximised orientation, a minimised metric negated, as BoTorch's
+  ``ref_point``; mapped into each model's warped units through the observed (raw, warped) pairs; ``archsearch
+  search --reference-point`` and ``archsearch benchmark``, which passes the reference point it scores with): the
+  front above it is what EHVI aims at. Without one it is inferred: the nadir of the current front minus 10% of
+  its range (BoTorch's ``infer_reference_point``; ``reference="observed"``: the worst feasible values observed,
+  minus 10%), which gives the front's ends little weight (on NAS-Bench-201 the inferred point missed the most
+  accurate cells that a benchmark's reference point at the worst latency rewards: docs/benchmarks.md).
   The acquisition is maximised over the candidates below, then (``refine`` > 0) by hill climbing on it from the
   ``refine`` best candidates.
   ``models`` chooses each objective's model: ``"copula"`` (the default) the copula GP; ``"auto"`` the copula GP
@@ -236,13 +241,15 @@ class MultiObjectiveBO(_ModelBased):
     """GP-based multi-objective BO by expected hypervolume improvement (``acquisition="ehvi"``) or ParEGO's
     random augmented-Tchebycheff scalarisations (``"parego"``); see the module docstring. Options: ``n_init``
     random architectures first, ``n_random`` random candidates per ask (besides the front's neighbours),
-    ``samples`` Monte Carlo samples for EHVI, ``rho`` ParEGO's augmentation, ``models`` "copula", "auto" or
+    ``samples`` Monte Carlo samples for EHVI, ``rho`` ParEGO's augmentation, ``ref_point`` the hypervolume's
+    reference point (maximised orientation; default inferred from the front), ``models`` "copula", "auto" or
     "additive" (see the module docstring), ``encoding``, ``constraints``, ``equivalents`` (never ask an
     architecture equivalent to an asked one: :meth:`SearchSpace.equivalent`)."""
 
     def __init__(self, space: SearchSpace, seed: int = 0, acquisition: str = "ehvi", n_init: int = 10,
                  n_random: int = 200, samples: int = 64, rho: float = 0.05, units: str = "warped",
-                 refine: int = 0, refine_steps: int = 3, reference: str = "front", encoding: str = "both",
+                 refine: int = 0, refine_steps: int = 3, reference: str = "front",
+                 ref_point: Sequence[float] | None = None, encoding: str = "both",
                  models: str = "copula", constraints: Sequence[str] | str | None = None,
                  equivalents: bool = False):
         super().__init__(space, seed, n_init, n_random, encoding, constraints, equivalents)
@@ -258,6 +265,11 @@ class MultiObjectiveBO(_ModelBased):
         if reference not in ("front", "observed"):
             raise ValueError(f"{self.name}: reference must be 'front' or 'observed', not {reference!r}")
         self.reference = reference
+        self.ref_point = None if ref_point is None else np.asarray(ref_point, dtype=float).ravel()
+        if self.ref_point is not None and acquisition != "ehvi":
+            raise ValueError("bo-parego does not use a reference point (ref_point): ParEGO scalarises instead")
+        if self.ref_point is not None and not np.isfinite(self.ref_point).all():
+            raise ValueError(f"{self.name}: ref_point must be finite numbers, not {ref_point!r}")
         self.acquisition, self.samples, self.rho = acquisition, int(samples), float(rho)
         self.models: list[SelectedSurrogate] = []
 
@@ -319,9 +331,17 @@ class MultiObjectiveBO(_ModelBased):
         else:
             F = np.stack(warped, -1)[feasible]
         front = F[pareto_mask(F)]
-        box = front if self.reference == "front" else F
-        lo, hi = box.min(0), box.max(0)
-        ref = lo - 0.1 * np.where(hi > lo, hi - lo, 1.0)
+        if self.ref_point is not None:
+            if len(self.ref_point) != k:
+                raise ValueError(f"{self.name}: ref_point has {len(self.ref_point)} values for {k} objectives")
+            ref = self.ref_point.copy()
+            if self.units != "raw":  # the given point into each model's units, through the observed pairs
+                ref = np.array([unwarp(ref[j:j + 1], Y[:, j], warped[j])[0] if m.warped else ref[j]
+                                for j, m in enumerate(models)])
+        else:
+            box = front if self.reference == "front" else F
+            lo, hi = box.min(0), box.max(0)
+            ref = lo - 0.1 * np.where(hi > lo, hi - lo, 1.0)
         z = self.rng.standard_normal((1, self.samples, k))  # common random numbers across candidates
 
         def ehvi(cands: list[Architecture]) -> np.ndarray:

@@ -193,6 +193,31 @@ def test_exhausts_a_tiny_space_without_crashing():
     assert len(set(asked[:24])) == 24 and all(space.contains(a) for a in asked)
 
 
+def test_after_a_restart_the_region_is_scored_by_the_climbs_own_data(nb201):
+    """region_data='climb' (the default): after a restart the region's GP holds only the new climb's
+    observations; the first climb and region_data='all' use every observation."""
+    target, decoy = (nb201.sample(np.random.default_rng(i)) for i in (21, 22))
+    asked = {}
+    for data in ("climb", "all"):
+        s = make_strategy("bo", nb201, seed=1, n_init=3, region_data=data)
+        asked[data] = []
+        while s.restarts == 0:  # the first climb learns a landscape peaked elsewhere
+            asked[data].append(s.ask())
+            s.tell(Observation(asked[data][-1], synthetic_score(nb201, asked[data][-1], decoy)))
+        assert (s.climb is not None) == (data == "climb")
+        for _ in range(6):
+            asked[data].append(s.ask())
+            s.tell(Observation(asked[data][-1], synthetic_score(nb201, asked[data][-1], target)))
+        if data == "climb":
+            fits = []
+            s.model.subset = lambda keep, sub=s.model.subset: fits.append(keep) or sub(keep)
+            s.ask()
+            assert {s.model.archs[i] for i in fits[0]} == s.climb & set(s.ok) and len(fits[0]) <= 7
+    first = len(asked["all"]) - 6
+    assert asked["climb"][:first] == asked["all"][:first]  # the same first climb and restart
+    assert asked["climb"] != asked["all"]  # then the scoring differs
+
+
 def test_bad_options():
     space = get_space("nb201")
     with pytest.raises(ValueError, match="pending"):
@@ -205,3 +230,7 @@ def test_bad_options():
         make_strategy("bo", space, local_model=-1)
     with pytest.raises(ValueError, match="local_model"):
         make_strategy("bo-constrained", space, local_model=2)
+    with pytest.raises(ValueError, match="region_data"):
+        make_strategy("bo", space, region_data="some")
+    with pytest.raises(ValueError, match="region_data"):
+        make_strategy("bo-constrained", space, region_data="climb")

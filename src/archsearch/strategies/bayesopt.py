@@ -21,16 +21,20 @@ architectures):
      the current climb, as CASMOPOLITAN (Wan et al., "Think Global and Act Local", ICML 2021) and TuRBO
      (Eriksson et al., NeurIPS 2019) do: the most promising neighbour by EI is asked next, the region moves to
      the first neighbour that improves on its centre, and once a region is exhausted without improvement the
-     search restarts at a random architecture (as local search does: White et al. 2020). The GP is global (all
-     observations); only the acquisition is local, where a Hamming-kernel GP is trustworthy. ``region_stop``
+     search restarts at a random architecture (as local search does: White et al. 2020). The first climb's
+     region is scored by the global GP (all observations); after a restart, as in TuRBO, by a GP on the new
+     climb's own observations only (``region_data="climb"``, the default; the global GP's hyperparameters, EI
+     over the climb's best), so that a new climb is not steered back into the basins earlier climbs explored
+     (with the global GP, ``region_data="all"``, climbs started in the best cell's basin ended in others, and
+     on NAS-Bench-201 4 of 30 seeds never found the best cell: docs/benchmarks.md, issue 4). ``region_stop``
      (off by default) declares a region exhausted earlier, as soon as the GP's expected number of untried
      neighbours that beat the centre (the sum of their probabilities of improvement) is below it; measured
      not to help on NAS-Bench-201, the GP being overconfident next to the centre (docs/benchmarks.md, issue 4).
      ``local_model=r`` (off by default) scores the region's neighbours with a local GP instead, as TuRBO does:
      one on the observations within r decisions (Hamming distance) of the centre, with the global GP's
      hyperparameters (not refitted), so a new climb is not steered by the data of other basins; the global GP
-     answers while fewer than 5 observations are that close; measured within noise of the default on
-     NAS-Bench-201 (docs/benchmarks.md, issue 4);
+     answers while fewer than 5 observations are that close (with ``local_model``, ``region_data`` is not
+     used); measured within noise of ``region_data="all"`` on NAS-Bench-201 (docs/benchmarks.md, issue 4);
    * ``trust_region=False``: over the one-step mutations of the ``n_parents`` best architectures so far (all of
      them when a neighbourhood has at most ``per_parent``, a random ``per_parent`` otherwise; BANANAS maximises
      its acquisition by mutating the best architectures) plus ``n_random`` uniform samples.
@@ -202,7 +206,8 @@ class BayesianOptimization(Strategy):
     registered encoding), "one-hot" (Hamming alone) or "extra" (the registered encoding alone);
     ``y_transform`` "copula" or "standard"; ``refit_growth`` how much the data grows between hyperparameter fits;
     ``region_stop`` restart when the GP expects fewer improving neighbours than this (0: only when all are tried);
-    ``local_model`` the radius (in decisions) of the local GP that scores a region's neighbours (0: the global GP).
+    ``local_model`` the radius (in decisions) of the local GP that scores a region's neighbours (0: off);
+    ``region_data`` "climb" (after a restart, a region is scored by a GP on its climb's observations) or "all".
     """
 
     LOCAL_MIN = 5  # fewer observations within ``local_model`` of the centre: the global GP scores the region
@@ -211,7 +216,7 @@ class BayesianOptimization(Strategy):
                  n_parents: int = 10, per_parent: int = 30, n_random: int = 100, xi: float = 0.0,
                  pending: str = "believer", encoding: str = "both", y_transform: str = "copula",
                  refit_growth: float = 0.1, equivalents: bool = False, region_stop: float = 0.0,
-                 local_model: int = 0):
+                 local_model: int = 0, region_data: str = "climb"):
         super().__init__(space, seed)
         if n_init < 1 or n_parents < 0 or per_parent < 1 or n_random < 0 or n_parents + n_random < 1:
             raise ValueError("bo needs n_init >= 1, per_parent >= 1 and a non-empty candidate set")
@@ -220,6 +225,10 @@ class BayesianOptimization(Strategy):
         if local_model != int(local_model) or local_model < 0:
             raise ValueError(f"bo: local_model must be a radius >= 0 (in decisions), not {local_model!r}")
         self.local_model = int(local_model)
+        if region_data not in ("climb", "all"):
+            raise ValueError(f"bo: region_data must be 'climb' or 'all', not {region_data!r}")
+        self.region_data = region_data  # used when local_model is 0 (a local model picks its own data)
+        self.climb: set[Architecture] | None = None  # asked since the last restart (None: the first climb)
         self.n_init, self.trust_region, self.region_stop = n_init, trust_region, float(region_stop)
         self.n_parents, self.per_parent, self.n_random = n_parents, per_parent, n_random
         self.model = GPSurrogate(Encoder(space, mode=encoding), y_transform, pending, refit_growth, xi)
@@ -243,6 +252,8 @@ class BayesianOptimization(Strategy):
         else:
             arch = self._best_of(self.candidates())
         self.asked.add(arch)
+        if self.climb is not None:
+            self.climb.add(arch)
         return arch
 
     def _tell(self, obs: Observation) -> None:
@@ -295,6 +306,19 @@ class BayesianOptimization(Strategy):
         model, pend = self.local_surrogate([a for a in self.pending if a not in self.ok])
         return candidates[int(np.argmax(model.ei(candidates, pend, best=float(self.model.y.max()))))]
 
+    def _best_of_climb(self, candidates: list[Architecture]) -> Architecture:
+        """The candidate of largest EI by a GP on this climb's own observations (since its restart), with the
+        global GP's hyperparameters, over the climb's best value: TuRBO's restart, which leaves the data of
+        earlier regions behind. The global GP answers while the climb has no result yet."""
+        self._refresh()
+        keep = np.array([i for i, a in enumerate(self.model.archs) if a in self.climb], int)
+        if len(keep) == 0:
+            return self._best_of(candidates)
+        model = self.model.subset(keep)
+        region = set(self.neighbours(self.centre))
+        pend = [a for a in self.pending if a not in self.ok and a in self.climb and a in region]
+        return candidates[int(np.argmax(model.ei(candidates, pend, best=float(model.y.max()))))]
+
     def expected_improvers(self, fresh: list[Architecture]) -> float:
         """The GP's expected number of ``fresh`` architectures whose value beats the centre's: the sum of their
         probabilities of improvement (predictive, noise included), which also bounds the probability that any
@@ -319,11 +343,15 @@ class BayesianOptimization(Strategy):
         fresh = [a for a in region if a not in self.asked]
         waiting = self.centre in self.pending or any(a in self.pending for a in region)
         if not self._exhausted(fresh, waiting):
-            return self._best_of_local(fresh) if self.local_model else self._best_of(fresh)
+            if self.local_model:
+                return self._best_of_local(fresh)
+            return self._best_of_climb(fresh) if self.climb is not None else self._best_of(fresh)
         if waiting:
             return self._best_of(self.candidates())  # results still out: decide later, explore meanwhile
         self.restarts += 1  # a local optimum of the region (by the GP, with region_stop): restart at random
         self.centre = self._unasked_sample()
+        if self.region_data == "climb" and not self.local_model:
+            self.climb = {self.centre}  # the new climb's data starts here
         return self.centre
 
     def candidates(self) -> list[Architecture]:

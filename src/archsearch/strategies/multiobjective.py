@@ -423,8 +423,10 @@ class ConstrainedBO(BayesianOptimization):
 
     def __init__(self, space: SearchSpace, seed: int = 0, constraints: Sequence[str] | str | None = None,
                  trust_region: bool = False, **options):
-        if options.get("local_model"):  # its region would be scored without the probability of feasibility
-            raise ValueError("bo-constrained: local_model is not supported")
+        # a local or per-climb model would score a region without the probability of feasibility
+        if options.get("local_model") or options.get("region_data", "all") != "all":
+            raise ValueError("bo-constrained: local_model and region_data='climb' are not supported")
+        options["region_data"] = "all"
         super().__init__(space, seed, trust_region=trust_region, **options)
         self.feasibility = FeasibilityModel(self.model.encoder, _parse_constraints(constraints))
         self.values: dict[Architecture, float] = {}  # every successful observation, feasible or not

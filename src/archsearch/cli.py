@@ -139,15 +139,13 @@ def search(
                 ev_opts["hardware"] = hardware
         st_opts = {**DEFAULT_STRATEGY_OPTIONS.get(strategy, {}), **parse_settings(strategy_opt, "strategy option")}
         from .benchmark_hw import strategy_options  # constraint-aware strategies are told the constraints
-        ref = None
-        if reference_point is not None:
-            from .objective import reference_point as parse_reference
-            ref = parse_reference(objective_, reference_point)
-            if "ref_point" not in strategy_options(strategy, objective_, ref):
-                raise UserError(f"strategy {strategy} does not take a reference point (bo-ehvi does)")
-        st_opts = {**strategy_options(strategy, objective_, ref), **st_opts}
+        from .objective import reference_point as check_reference
+        ref = None if reference_point is None else check_reference(objective_, reference_point)
+        told = strategy_options(strategy, objective_, ref)
+        if ref is not None and "ref_point" not in told:
+            raise UserError(f"strategy {strategy} does not take a reference point (bo-ehvi does)")
+        st_opts = {**told, **st_opts}
         if "ref_point" in st_opts:  # also when given as --strategy-opt ref_point=[...] (maximised orientation)
-            from .objective import reference_point as check_reference
             st_opts["ref_point"] = check_reference(objective_, st_opts["ref_point"], oriented=True)
         study = Study.create(space=space, strategy=strategy, evaluator=evaluator, budget=budget, seed=seed,
                              space_config=parse_settings(space_opt, "space setting"), strategy_options=st_opts,

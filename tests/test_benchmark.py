@@ -157,3 +157,19 @@ def test_optuna_three_asks_in_flight_and_repeats():
 def test_optuna_unknown_option():
     with pytest.raises(TypeError, match="optuna-tpe"):
         make_strategy("optuna-tpe", get_space("nb201"), seed=0, no_such_option=1)
+
+
+def test_the_simulated_clock_charges_each_query_its_training_time_and_stops_at_the_budget():
+    from archsearch.benchmark import run_benchmark
+    from archsearch.evaluators import make_evaluator
+    from archsearch.spaces import get_space
+    ev = make_evaluator("tabular", get_space("nb201"))
+    sp = get_space("nb201")
+    resnet = sp.parse("|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|")
+    assert ev.evaluate(resnet).cost_seconds == pytest.approx(12 * 10.8482)  # the cell's 12-epoch training time
+    a = run_benchmark(["random"], seeds=2, trials=1000, workers=1, seconds=3000)
+    b = run_benchmark(["random"], seeds=2, trials=1000, workers=1, seconds=3000)
+    clocks = a.clocks["random"]
+    assert np.nanmax(clocks) <= 3000 and 15 < a.queries_within("random") < 40  # ~110 s a query
+    assert np.array_equal(np.nan_to_num(clocks), np.nan_to_num(b.clocks["random"]))  # no wall time involved
+    assert a.summary_seconds() == b.summary_seconds()

@@ -243,3 +243,39 @@ def test_bad_one_shot_settings_fail_before_the_run_directory_exists(tmp_path, kw
     with pytest.raises((UserError, UnknownNameError), match=message):
         OneShotStudy.create(**{"space": "nb201", "epochs": 1, "run_dir": tmp_path / "x", **kwargs})
     assert not (tmp_path / "x").exists()
+
+
+@pytest.mark.parametrize("name", ["darts", "gdas", "nasib"])
+def test_the_deadline_stops_an_epoch_between_batches(data, name):
+    import time
+    s = strategy(name, data, batch_size=8)
+    s.deadline = time.time() - 1  # already past: no batch runs
+    s.run_epoch()
+    assert s.partial and s.epoch == 1
+    s2 = strategy(name, data, batch_size=8)
+    t0 = time.time()
+    s2.deadline = t0 + 0.05
+    s2.train_epoch()
+    full = strategy(name, data, batch_size=8)
+    t1 = time.time()
+    full.train_epoch()
+    assert not full.partial and (s2.partial or time.time() - t1 < 0.05)
+
+
+def test_a_search_budget_in_seconds_is_kept_inside_epochs(tmp_path, npz):
+    import time
+    study = OneShotStudy.create(space="cell", strategy="darts", epochs=50, seconds=1.5, space_config=SPACES["cell"],
+                                strategy_options={**FAST, "batch_size": 8}, evaluator_options={"data": npz, "epochs": 1},
+                                data=npz, run_dir=tmp_path / "run")
+    t0 = time.perf_counter()
+    study._load_checkpoint(strategy_ := study.make_strategy())
+    study._search(strategy_, None)
+    wall = time.perf_counter() - t0
+    assert wall < 1.5 * 1.05 + 0.5  # the search phase, within S (+ the last batch)
+    epochs = RunStore(tmp_path / "run").epochs()
+    # the schedule was fitted to what the budget holds, or the first epoch already was cut short
+    assert epochs and (strategy_.total_epochs < 50 or epochs[0].metrics.get("partial") == 1.0)
+    # it stopped because the time ran out: inside an epoch (partial), or after a whole epoch (its last batch or
+    # its checkpoint write passed S), or the fitted schedule was done
+    assert (epochs[-1].metrics.get("partial") == 1.0 or len(epochs) == strategy_.total_epochs or wall >= 1.5)
+    study.run_lock.release()

@@ -84,7 +84,8 @@ def oneshot_run(tmp_path_factory):
 def test_blackbox_report_has_every_section_and_is_self_contained(runs):
     rep = write_report(runs["blackbox"])
     html = rep.html.read_text()
-    assert _sections(html) == ["Summary", "Search progress", "Distribution of results", "Best architecture", "Trials"]
+    assert _sections(html) == ["Summary", "Search progress", "Distribution of results",
+                               "Found vs hand-designed reference", "Best architecture", "Trials"]
     _self_contained(html)
     assert {"progress", "distribution", "architecture"} <= set(rep.figures)
     assert all(p.is_file() and p.read_bytes()[:4] == b"\x89PNG" for p in rep.figures.values())
@@ -145,3 +146,45 @@ def test_alpha_candidates_of_cell_supernet_edges_and_space_decisions():
 
     assert _candidates(get_space("cell"), "reduce_n3_e4") == ["none", *DEFAULT_CELL_OPS]
     assert _candidates(get_space("nb201"), "2<-1") == list(get_space("nb201").decision("2<-1").options)
+
+
+EVIL = '<script>alert("x")</script>'
+
+
+def evil_space(c, shape):
+    from torch import nn
+    act = c.layer(EVIL, {EVIL: nn.ReLU, "tanh": nn.Tanh})
+    width = c.value("width&<b>", [4, 8])
+    return nn.Sequential(nn.Flatten(), nn.Linear(shape.channels * shape.height * shape.width, width), act,
+                         nn.Linear(width, shape.num_classes))
+
+
+class EvilEvaluator:
+    """Metrics from the width; the evil choice fails with an error that carries markup."""
+
+    def __init__(self, space):
+        self.space = space
+
+    def config(self):
+        return {}
+
+    def evaluate(self, arch, seed=0, fidelity=None):
+        if arch[EVIL] == EVIL and arch["width&<b>"] == 4:
+            return Result(metrics={}, status="failed", error=f"crash {EVIL}")
+        return Result(metrics={"val_accuracy": 50.0 + arch["width&<b>"], "test_accuracy": 50.0, "params": 10.0})
+
+
+def test_report_escapes_every_string_from_the_space_data_and_options(tmp_path):
+    """A choice label, a decision name, a trial's error and the data option all carry <script>: the page has no
+    script element, only escaped text (issue 19)."""
+    from archsearch.spaces import SPACES, register_space
+    if "test-evil" not in SPACES:
+        register_space("test-evil")(evil_space)
+    if "test-evil" not in EVALUATORS:
+        register_evaluator("test-evil")(EvilEvaluator)
+    run = tmp_path / EVIL.replace("/", "_")
+    Study.create(space="test-evil", strategy="grid", evaluator="test-evil", budget=Budget(trials=4), seed=0,
+                 run_dir=run, reference=False).run()
+    html = write_report(run).html.read_text()
+    assert "<script" not in html.lower()
+    assert "&lt;script&gt;" in html and "width&amp;&lt;b&gt;" in html

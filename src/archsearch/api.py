@@ -9,6 +9,7 @@ from typing import Any
 import torch
 
 from .objective import parse_objective
+from .safeload import safe_load
 from .space import Architecture, SearchSpace
 from .storage import TrialRecord
 from .study import BEST_WEIGHTS, Budget, Study, StudySummary, space_of, summarize
@@ -27,7 +28,8 @@ def search(space: str = DEFAULTS["space"], strategy: str = DEFAULTS["strategy"],
            out: str | Path | None = None, space_config: dict[str, Any] | None = None,
            strategy_options: dict[str, Any] | None = None, evaluator_options: dict[str, Any] | None = None,
            train_epochs: int | None = None, workers: int | None = None, executor: str | None = None,
-           address: str | None = None) -> "Run":
+           address: str | None = None, threads: int | None = None, scheduler: str = "fifo", min_epochs: int | None = None, eta: int = 3,
+           reference: bool = True) -> "Run":
     """Search ``space`` with ``strategy`` within the budget; returns the run (best, trials, model()).
 
     ``space`` is a registered name: register your own space function with ``archsearch.register_space``.
@@ -36,6 +38,9 @@ def search(space: str = DEFAULTS["space"], strategy: str = DEFAULTS["strategy"],
     core) runs trials in parallel. One-shot strategies
     (darts, gdas, ...): ``epochs`` search epochs, then the derived architecture is trained ``train_epochs``
     (default 10); ``workers`` > 1 runs the supernet search data-parallel.
+    ``scheduler`` ('asha', 'hyperband', 'sh', 'bohb', 'median'; default 'fifo') trains black-box trials in rungs
+    of ``min_epochs * eta**k`` epochs up to ``epochs``, promoting the best from their checkpoints;
+    ``reference`` also trains the space's hand-designed reference (``Run.versus_reference()``).
     """
     from .strategies.oneshot import ONESHOT
 
@@ -44,6 +49,8 @@ def search(space: str = DEFAULTS["space"], strategy: str = DEFAULTS["strategy"],
         from .errors import UserError
         from .strategies.oneshot.runner import DEFAULT_TRAIN_EPOCHS, OneShotStudy
 
+        if scheduler != "fifo" or min_epochs is not None:
+            raise UserError(f"scheduler and min_epochs are for black-box strategies; {strategy} trains one supernet")
         if trials is not None:
             raise UserError("trials is for black-box strategies; a one-shot search trains one supernet: give "
                             "epochs (search) and train_epochs (the derived architecture)")
@@ -66,7 +73,8 @@ def search(space: str = DEFAULTS["space"], strategy: str = DEFAULTS["strategy"],
     study = Study.create(space=space, strategy=strategy, evaluator=evaluator, budget=Budget(trials, seconds),
                          seed=seed, space_config=space_config, strategy_options=st_opts,
                          evaluator_options=ev_opts, objective=parse_objective(objective), run_dir=out,
-                         executor=executor or "inline", workers=workers, address=address)
+                         executor=executor or "inline", workers=workers, address=address, threads=threads,
+                         scheduler=scheduler, min_epochs=min_epochs, eta=eta, reference=reference)
     study.run()
     return load(study.run_dir)
 
@@ -108,8 +116,25 @@ class Run:
         rows = []
         for t in self.summary.trials:
             rows.append({"number": t.number, "status": t.status, "value": t.value, **t.metrics,
+                         "fidelity": t.fidelity, "rungs": self.summary.rungs.get(t.number),
                          "seconds": t.seconds, "error": t.error, "architecture": self.space.format(t.arch)})
         return pd.DataFrame(rows).set_index("number") if rows else pd.DataFrame()
+
+    def curves(self):
+        """The learning curve of every trial: a DataFrame with one row per (trial, epoch)."""
+        import pandas as pd
+
+        rows = [{"trial": t, **row} for t, curve in self.summary.curves.items() for row in curve]
+        return pd.DataFrame(rows)
+
+    @property
+    def reference(self) -> dict[str, Any] | None:
+        """The space's hand-designed reference, trained by the same evaluator, seed and fidelity."""
+        return self.summary.reference
+
+    def versus_reference(self, metric: str = "val_accuracy") -> float | None:
+        """Best found minus the reference, in points of ``metric`` (negative: the search did not beat it)."""
+        return self.summary.versus_reference(metric)
 
     def model(self) -> torch.nn.Module:
         """The best architecture as a plain nn.Module, with the weights trained during the search loaded."""
@@ -125,7 +150,7 @@ class Run:
         model = self.space.build(self.best.arch, shape) if shape else self.space.build(self.best.arch)
         weights = self.run_dir / BEST_WEIGHTS
         if weights.exists():
-            model.load_state_dict(torch.load(weights, map_location="cpu"))
+            model.load_state_dict(safe_load(weights))
         return model.eval()
 
 

@@ -44,6 +44,7 @@ class RunCurve:
     strategy_seconds: float  # time inside ask + tell
     evaluator_seconds: float  # time inside evaluate (a lookup for tabular)
     failed: int = 0
+    clock: np.ndarray | None = None  # simulated seconds when each query finished (NaN: not run)
 
 
 @dataclass
@@ -62,6 +63,30 @@ class BenchmarkResult:
     wall_seconds: float
     workers: int
     checkpoints: list[int] = field(default_factory=list)
+    seconds: float | None = None  # the simulated budget, when runs were charged each query's training time
+    clocks: dict[str, np.ndarray] = field(default_factory=dict)  # strategy -> (seeds, trials) simulated seconds
+
+    def second_checkpoints(self) -> list[float]:
+        return [] if self.seconds is None else [self.seconds / 4, self.seconds / 2, self.seconds]
+
+    def at_seconds(self, name: str, s: float) -> np.ndarray:
+        """The incumbent's test accuracy of each seed at simulated time ``s``."""
+        c, k = self.curves[name], self.clocks[name]
+        out = np.full(c.shape[0], np.nan)
+        for i in range(c.shape[0]):
+            done = np.where(k[i] <= s)[0]
+            if len(done):
+                out[i] = c[i, done[-1]]
+        return out
+
+    def queries_within(self, name: str) -> float:
+        """Mean number of queries that fit in the simulated budget."""
+        return float(np.mean(np.sum(~np.isnan(self.clocks[name]), axis=1)))
+
+    def summary_seconds(self) -> dict[str, dict[str, dict[str, float]]]:
+        return {n: {f"{s:g}s": {"mean": _round(np.nanmean(self.at_seconds(n, s))),
+                                "std": _round(_std(self.at_seconds(n, s)))} for s in self.second_checkpoints()}
+                for n in self.curves}
 
     def summary(self) -> dict[str, dict[str, dict[str, float]]]:
         """``{strategy: {"25": {"mean": M, "std": S}, ...}}``: std over seeds (ddof=1; 0 for a single seed)."""
@@ -80,7 +105,9 @@ class BenchmarkResult:
             "wall_seconds": round(self.wall_seconds, 3), "workers": self.workers,
             "strategy_seconds_per_query": {k: float(f"{v:.3g}") for k, v in self.strategy_seconds_per_query.items()},
             "evaluator_seconds_per_query": {k: float(f"{v:.3g}") for k, v in self.evaluator_seconds_per_query.items()},
-            "failed_queries": self.failed,
+            "failed_queries": self.failed, "seconds": self.seconds,
+            "at_seconds": self.summary_seconds() if self.seconds else None,
+            "queries_within_seconds": {n: self.queries_within(n) for n in self.curves} if self.seconds else None,
             "curves": {k: {"mean": [_round(x) for x in np.nanmean(c, axis=0)],
                            "std": [_round(_std(c[:, t])) for t in range(c.shape[1])]} for k, c in self.curves.items()},
         }
@@ -102,11 +129,17 @@ def checkpoints(trials: int, wanted: Sequence[int] = DEFAULT_CHECKPOINTS) -> lis
 
 
 # ---- one run -----------------------------------------------------------------------------------------------
-def run_one(strategy: str, seed: int, trials: int, space: Any, evaluator: Any) -> RunCurve:
-    """Ask, evaluate, tell ``trials`` times (sequentially), tracking the incumbent by validation accuracy."""
+def run_one(strategy: str, seed: int, trials: int, space: Any, evaluator: Any,
+            seconds: float | None = None) -> RunCurve:
+    """Ask, evaluate, tell ``trials`` times (sequentially), tracking the incumbent by validation accuracy.
+    ``seconds``: a simulated budget; each query is charged its ``cost_seconds`` (the cell's training time) on a
+    virtual clock, and the run ends before the query that would finish after the budget (deterministic: no
+    wall time is involved)."""
     clock = time.perf_counter
     strat = make_strategy(strategy, space, seed=seed)
     curve = np.full(trials, np.nan)
+    sim = np.full(trials, np.nan)
+    now = 0.0
     best_val, best_test = -math.inf, math.nan
     t_strategy = t_eval = 0.0
     failed = 0
@@ -116,6 +149,11 @@ def run_one(strategy: str, seed: int, trials: int, space: Any, evaluator: Any) -
         t1 = clock()
         r = evaluator.evaluate(arch, seed)
         t2 = clock()
+        if seconds is not None:
+            now += float(r.cost_seconds or 0.0)
+            if now > seconds:
+                break
+            sim[t] = now
         val = r.metrics.get("val_accuracy") if r.ok else None
         if val is None:
             failed += 1
@@ -128,23 +166,25 @@ def run_one(strategy: str, seed: int, trials: int, space: Any, evaluator: Any) -
         if val is not None and val > best_val:
             best_val, best_test = val, r.metrics.get("test_accuracy", math.nan)
         curve[t] = best_test
-    return RunCurve(strategy, seed, curve, t_strategy, t_eval, failed)
+    return RunCurve(strategy, seed, curve, t_strategy, t_eval, failed, sim if seconds is not None else None)
 
 
 # ---- worker processes: each loads the space and the table once ----------------------------------------------
 _WORKER: dict[str, Any] = {}
 
 
-def _init_worker(space_name: str, space_config: dict, evaluator: str, evaluator_options: dict) -> None:
+def _init_worker(space_name: str, space_config: dict, evaluator: str, evaluator_options: dict,
+                 seconds: float | None = None) -> None:
     import torch  # the space module imports torch; one thread per worker, the pool gives the parallelism
     torch.set_num_threads(1)
     space = get_space(space_name, **space_config)
     _WORKER["space"] = space
     _WORKER["evaluator"] = make_evaluator(evaluator, space, **evaluator_options)
+    _WORKER["seconds"] = seconds
 
 
 def _work(strategy: str, seed: int, trials: int) -> RunCurve:
-    return run_one(strategy, seed, trials, _WORKER["space"], _WORKER["evaluator"])
+    return run_one(strategy, seed, trials, _WORKER["space"], _WORKER["evaluator"], _WORKER.get("seconds"))
 
 
 def _context() -> Any:
@@ -189,14 +229,16 @@ def _check_names(strategies: Sequence[str]) -> list[str]:
 def run_benchmark(strategies: Sequence[str], seeds: int = 30, trials: int = 150, space: str = "nb201",
                   table: str | Path | None = None, workers: int | None = None, evaluator: str = "tabular",
                   space_config: dict | None = None, evaluator_options: dict | None = None,
-                  progress: Callable[[int, int], Any] | None = None) -> BenchmarkResult:
+                  progress: Callable[[int, int], Any] | None = None,
+                  seconds: float | None = None) -> BenchmarkResult:
     """Run every strategy (random always included) on seeds ``0..seeds-1`` for ``trials`` queries each.
 
     ``workers`` processes share the (strategy, seed) runs; 1 runs them in this process. By default (None) every
     core is used, unless timing seed 0 here shows the whole job to be cheaper than starting worker processes
     (each imports torch: seconds). Workers are fresh processes (fork server or spawn), so a script calling this
     needs the ``if __name__ == "__main__":`` guard.
-    ``progress(done, total)`` is called as runs finish.
+    ``progress(done, total)`` is called as runs finish. ``seconds``: a simulated budget per run (each query
+    charged its training time; ``trials`` is then the most queries a run may make).
     """
     if seeds < 1 or trials < 1:
         raise UserError(f"seeds and trials must be positive (got seeds={seeds}, trials={trials})")
@@ -216,7 +258,7 @@ def run_benchmark(strategies: Sequence[str], seeds: int = 30, trials: int = 150,
 
     def inline(todo: list[tuple[str, int]]) -> None:
         for n, s in todo:
-            runs.append(run_one(n, s, trials, sp, ev))
+            runs.append(run_one(n, s, trials, sp, ev, seconds))
             if progress:
                 progress(len(runs), len(jobs))
 
@@ -230,7 +272,7 @@ def run_benchmark(strategies: Sequence[str], seeds: int = 30, trials: int = 150,
     if workers == 1:
         inline(todo)
     elif todo:
-        runs.extend(_run_pool(todo, trials, workers, (space, space_config, evaluator, ev.config()),
+        runs.extend(_run_pool(todo, trials, workers, (space, space_config, evaluator, ev.config(), seconds),
                               lambda done: progress(len(runs) + done, len(jobs)) if progress else None))
     wall = time.perf_counter() - start
     curves = {n: np.stack([r.test_accuracy for r in runs if r.strategy == n]) for n in names}
@@ -243,7 +285,8 @@ def run_benchmark(strategies: Sequence[str], seeds: int = 30, trials: int = 150,
         evaluator_seconds_per_query={n: sum(r.evaluator_seconds for r in runs if r.strategy == n) / per_query
                                      for n in names},
         failed={n: sum(r.failed for r in runs if r.strategy == n) for n in names},
-        wall_seconds=wall, workers=workers, checkpoints=checkpoints(trials))
+        wall_seconds=wall, workers=workers, checkpoints=checkpoints(trials), seconds=seconds,
+        clocks={n: np.stack([r.clock for r in runs if r.strategy == n]) for n in names} if seconds else {})
 
 
 # ---- reporting ---------------------------------------------------------------------------------------------
@@ -280,6 +323,21 @@ def markdown_report(result: BenchmarkResult, command: str | None = None) -> str:
     lines += [f"Test accuracy (%) of the incumbent (best validation accuracy so far), mean ± std over "
               f"{result.seeds} seeds, after N queries; {result.trials} queries per run; "
               f"{result.workers} worker(s), {result.wall_seconds:.1f} s wall.", "", markdown_table(result), ""]
+    if result.seconds:
+        lines += [f"On the simulated clock (each query charged its cell's 12-epoch CIFAR-10 training time), "
+                  f"incumbent test accuracy at these seconds; queries within {result.seconds:g} s:", "",
+                  markdown_seconds_table(result), ""]
+    return "\n".join(lines)
+
+
+def markdown_seconds_table(result: BenchmarkResult) -> str:
+    pts = result.second_checkpoints()
+    summ = result.summary_seconds()
+    lines = ["| strategy | " + " | ".join(f"{s:g} s" for s in pts) + " | queries |",
+             "|---|" + "---:|" * (len(pts) + 1)]
+    for n in result.curves:
+        lines.append(f"| {n} | " + " | ".join(_fmt(summ[n][f'{s:g}s']) for s in pts)
+                     + f" | {result.queries_within(n):.1f} |")
     return "\n".join(lines)
 
 

@@ -91,6 +91,15 @@ def search(
     address: Optional[str] = typer.Option(None, help="Ray cluster to join: auto or HOST:PORT (default: local)."),
     retries: int = typer.Option(0, help="Run a trial again this many times when its worker dies."),
     trial_timeout: Optional[float] = typer.Option(None, help="Stop a trial after this many seconds (failed)."),
+    scheduler: str = typer.Option("fifo", help="Multi-fidelity scheduler: fifo (every trial trains --epochs), "
+                                  "asha, hyperband, sh (successive halving), bohb (Hyperband + bo), median "
+                                  "(median stopping). Rungs of epochs min-epochs*eta^k up to --epochs."),
+    min_epochs: Optional[int] = typer.Option(None, "--min-epochs", help="Scheduler: epochs of the first rung "
+                                             "(default 1)."),
+    eta: int = typer.Option(3, help="Scheduler: reduction factor (the top 1/eta of a rung is promoted)."),
+    reference: bool = typer.Option(True, "--reference/--no-reference", help="Also train the space's "
+                                   "hand-designed reference architecture with the same evaluator, seed and "
+                                   "fidelity, and compare the best found with it."),
     quiet: bool = typer.Option(False, help="No progress bar."),
 ) -> None:
     """Search a space for the best architecture on your data. One-shot strategies train one supernet for --epochs
@@ -102,6 +111,9 @@ def search(
     from .study import Budget, Study
 
     if (resume is None and strategy in ONESHOT) or (resume is not None and is_oneshot_run(resume)):
+        if scheduler != "fifo" or min_epochs is not None:
+            raise UserError(f"--scheduler and --min-epochs are for black-box strategies; {strategy} trains one "
+                            "supernet")
         from .cli_oneshot import search_oneshot
         return search_oneshot(space=space, strategy=strategy, trials=trials, seconds=seconds, epochs=epochs,
                               train_epochs=train_epochs, seed=seed, data=data, evaluator=evaluator, table=table,
@@ -151,7 +163,8 @@ def search(
                              space_config=parse_settings(space_opt, "space setting"), strategy_options=st_opts,
                              evaluator_options=ev_opts, objective=objective_, run_dir=out,
                              executor=executor, workers=workers, address=address, retries=retries,
-                             trial_timeout=trial_timeout, threads=threads)
+                             trial_timeout=trial_timeout, threads=threads, scheduler=scheduler,
+                             min_epochs=min_epochs, eta=eta, reference=reference)
     done0 = len([r for r in study.store.trials() if r.done])
     b = study.budget
     err.print(f"[bold]archsearch[/] {study.space.name} / {study.strategy.name} -> {study.run_dir}"
@@ -164,14 +177,18 @@ def _run_with_progress(study, done0: int, quiet: bool):
     b = study.budget
     total = b.trials if b.trials is not None else None
     columns = [TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-               TextColumn("best {task.fields[best]}"), TimeElapsedColumn(), TextColumn("ETA"),
-               TimeRemainingColumn()]
+               TextColumn("best {task.fields[best]}"), TimeElapsedColumn(), TextColumn("{task.fields[left]}")]
+    if b.seconds is None:
+        columns[-1:] = [TextColumn("ETA"), TimeRemainingColumn()]
+    if study.reference and not quiet:
+        err.print(f"reference (hand-designed): {study.space.format(study.space.reference())}")
     with Progress(*columns, console=err, disable=quiet, transient=False) as progress:
-        task = progress.add_task("trials", total=total, completed=done0, best="-")
+        task = progress.add_task("trials", total=total, completed=done0, best="-", left="")
 
         def on_trial(p) -> None:
             best = f"{p.best.value:.2f}" if p.best is not None else "-"
-            progress.update(task, completed=p.finished, best=best)
+            left = "" if b.seconds is None else f"{max(0.0, b.seconds - p.elapsed):.0f}s left"
+            progress.update(task, completed=p.finished, best=best, left=left)
 
         return study.run(on_trial=on_trial)
 
@@ -187,7 +204,29 @@ def _print_best(summary, space) -> None:
     console.print(f"best architecture (trial {b.number}): {space.format(b.arch)}")
     val, test = b.metrics.get("val_accuracy"), b.metrics.get("test_accuracy")
     console.print(f"val accuracy {_pct(val)}  test accuracy {_pct(test)}"
-                  + (f"  params {int(b.metrics['params']):,}" if "params" in b.metrics else ""))
+                  + (f"  params {int(b.metrics['params']):,}" if "params" in b.metrics else "")
+                  + (f"  ({b.fidelity:g} epochs)" if b.fidelity else ""))
+    line = reference_line(summary)
+    if line:
+        console.print(line)
+
+
+def reference_line(summary) -> str | None:
+    """'best found vs reference: +x.xx points' (val, and test when known), said plainly when it did not win."""
+    ref = summary.reference
+    if not ref:
+        return None
+    if ref.get("status") != "ok":
+        return f"hand-designed reference {ref.get('text')}: {ref.get('status')} ({ref.get('error') or 'no result'})"
+    dv, dt = summary.versus_reference("val_accuracy"), summary.versus_reference("test_accuracy")
+    if dv is None:
+        return None
+    m = ref.get("metrics", {})
+    text = (f"best found vs reference: {dv:+.2f} points val" + ("" if dt is None else f", {dt:+.2f} test")
+            + f" (reference {ref.get('text')}: val {_pct(m.get('val_accuracy'))}, test {_pct(m.get('test_accuracy'))})")
+    if dv <= 0:
+        text += "; the search did not beat the hand-designed reference"
+    return text
 
 
 def _pct(v: Any) -> str:
@@ -212,7 +251,7 @@ def show(
         sys.stdout.write(json.dumps(doc, default=float) + "\n")
         return
     t = Table(title=f"{run_dir}")
-    for col in ("#", "status", "val %", "test %", "params", "seconds", "architecture"):
+    for col in ("#", "status", "val %", "test %", "epochs", "params", "seconds", "architecture"):
         left = col in ("status", "architecture")
         t.add_column(col, justify="left" if left else "right", no_wrap=True, overflow="ellipsis",
                      min_width=None if col == "architecture" else max(len(col), 6))
@@ -220,7 +259,7 @@ def show(
     for r in rows:
         m = r.metrics
         t.add_row(str(r.number), r.status if not r.error else f"{r.status}: {r.error[:40]}",
-                  _num(m.get("val_accuracy")), _num(m.get("test_accuracy")),
+                  _num(m.get("val_accuracy")), _num(m.get("test_accuracy")), _curve_text(summary, r),
                   f"{int(m['params']):,}" if m.get("params") else "-", _num(r.seconds, 1),
                   space.format(r.arch))
     console.print(t)
@@ -277,6 +316,15 @@ def spaces() -> None:
                       f"{(sp.fn.__doc__ or '').strip().split('. ')[0]}.")
 
 
+def _curve_text(summary, r) -> str:
+    """Epochs trained, with the rungs a multi-fidelity trial reached (e.g. '9 (1>3>9)')."""
+    curve = summary.curves.get(r.number, [])
+    epochs = r.metrics.get("epochs") or (curve[-1]["epoch"] if curve else None)
+    rungs = summary.rungs.get(r.number)
+    text = "-" if epochs is None else f"{epochs:g}"
+    return text + (f" ({'>'.join(f'{f:g}' for f in rungs)})" if rungs and len(rungs) > 1 else "")
+
+
 def _num(v: Any, digits: int = 2) -> str:
     return "-" if v is None else f"{v:.{digits}f}"
 
@@ -315,6 +363,8 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def _fail(message: str, code: int) -> None:
+    # one line, whatever a path or name in the message holds: control characters are shown escaped
+    message = "".join(c if c.isprintable() else ascii(c)[1:-1] for c in " ".join(message.splitlines()))
     err.print(f"error: {message}", markup=False, highlight=False, soft_wrap=True)
     sys.exit(code)
 

@@ -37,7 +37,11 @@ def benchmark(
     strategies: str = typer.Option(DEFAULT_STRATEGIES, "--strategies",
                                    help="Comma-separated strategy names; random is always included."),
     seeds: int = typer.Option(30, "--seeds", help="Number of seeds (0..N-1), the same for every strategy."),
-    trials: int = typer.Option(150, "--trials", help="Queries per run."),
+    trials: Optional[int] = typer.Option(None, "--trials", help="Queries per run [default 150; with --seconds: "
+                                         "the most a run may make, 10000]."),
+    seconds: Optional[float] = typer.Option(None, "--seconds", help="Simulated budget per run: each query is "
+                                            "charged its cell's 12-epoch CIFAR-10 training time (NAS-Bench-201's "
+                                            "protocol: 12000 s hold ~109 queries); deterministic."),
     out: Optional[Path] = typer.Option(None, "--out", help="Output folder [default: bench-out/<timestamp>]."),
     table: Optional[Path] = typer.Option(None, "--table",
                                          help="Benchmark CSV (columns arch, cellstr, cifar10-val, cifar10-test) "
@@ -57,7 +61,14 @@ def benchmark(
     incumbent's test accuracy)."""
     from .benchmark import run_benchmark, table_rows, write_outputs  # keep `archsearch --help` fast
 
+    if seconds is not None and seconds <= 0:
+        raise UserError(f"--seconds must be positive, got {seconds}")
+    if trials is None:
+        trials = 150 if seconds is None else 10000
     if objectives or constraint or hardware or metrics_table:
+        if seconds is not None:
+            raise UserError("--seconds is for the single-objective benchmark (not with --objectives, --constraint, "
+                            "--hardware or --metrics-table)")
         from .cli_benchmark_hw import benchmark_hw
         return benchmark_hw(space, strategies, seeds, trials, out, table, workers, objectives, hardware,
                             constraint or [], metrics_table)
@@ -81,8 +92,9 @@ def benchmark(
         def progress(done: int, total: int) -> None:
             status.update(f"benchmark: {done}/{total} runs")
         result = run_benchmark(names, seeds=seeds, trials=trials, space=space, table=table, workers=workers,
-                               progress=progress)
-    command = _command_line(space, strategies, seeds, trials, out, table, workers)
+                               progress=progress, seconds=seconds)
+    command = _command_line(space, strategies, seeds, trials, out, table, workers) \
+        + (f" --seconds {seconds:g}" if seconds is not None else "")
     paths = write_outputs(result, out, command=command)
 
     header, rows = table_rows(result, short=True)
@@ -94,7 +106,13 @@ def benchmark(
         t.add_column(h, justify="left" if i == 0 else "right", no_wrap=True)
     for r in rows:
         t.add_row(*r)
-    console.print(t)
+    if seconds is None:
+        console.print(t)
+    else:
+        from .benchmark import markdown_seconds_table
+        console.print(f"Incumbent test accuracy (%) at simulated seconds, mean ± std over {seeds} seeds "
+                      f"(each query charged its cell's training time):")
+        console.print(markdown_seconds_table(result), markup=False, highlight=False)
     for kind, p in paths.items():
         console.print(f"{kind:>8}: {p}")
 

@@ -85,6 +85,10 @@ def search_oneshot(*, space: str, strategy: str, trials: int | None, seconds: fl
 
         def on_train(arch) -> None:
             progress.update(task, total=progress.tasks[task].completed)
+            seconds = study.config["budget"].get("seconds")
+            if seconds is not None:  # stated before it starts: the final training is not inside --seconds
+                err.print(f"search done within --seconds {seconds:g}; now training the derived architecture "
+                          f"for {study.spec.options.get('epochs', '?')} epochs (not counted in the budget)")
             progress.add_task("training the derived architecture", total=None, acc="-")
 
         summary = study.run(on_epoch=on_epoch, on_train=on_train)

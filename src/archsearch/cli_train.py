@@ -63,6 +63,8 @@ def train(
                                           "machine 1 is often fastest)."),
     resume: Optional[Path] = typer.Option(None, help="Continue an interrupted training directory."),
     no_latency: bool = typer.Option(False, "--no-latency", help="Do not measure CPU latency at the end."),
+    with_reference: bool = typer.Option(False, "--with-reference", help="A run: also train the space's "
+                                        "hand-designed reference with the same recipe and seed, and compare."),
     as_json: bool = typer.Option(False, "--json", help="Print the final metrics as one JSON object."),
     quiet: bool = typer.Option(False, help="No progress bar."),
 ) -> None:
@@ -86,6 +88,7 @@ def train(
         torch.set_num_threads(threads)
     if resume is not None and (source is not None or options):
         raise UserError("--resume continues with the stored settings; give no architecture or training options")
+    reference = _reference_source(source) if with_reference else None
     columns = [TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                TextColumn("loss {task.fields[loss]}  train {task.fields[acc]}  val {task.fields[val]}"),
                TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn()]
@@ -111,12 +114,21 @@ def train(
                 progress.update(tasks["epochs"], completed=p.epoch, loss=loss, acc=acc,
                                 val="-" if v is None else f"{v:.2f}%")
 
-        result = train_architecture(source, data=data, out=out, recipe_name=recipe, layers=layers,
-                                    channels=channels, auxiliary=auxiliary, space=space,
-                                    space_config=parse_settings(space_opt, "space setting"), image_size=image_size,
-                                    seed=seed, device=None if device == "auto" else device, resume=resume,
-                                    latency=not no_latency, on_start=on_start, on_step=on_step, **options)
+        kwargs = dict(recipe_name=recipe, layers=layers, channels=channels, auxiliary=auxiliary, space=space,
+                      space_config=parse_settings(space_opt, "space setting"), image_size=image_size, seed=seed,
+                      device=None if device == "auto" else device, latency=not no_latency, on_start=on_start,
+                      on_step=on_step, **options)
+        result = train_architecture(source, data=data, out=out, resume=resume, **kwargs)
+        ref_result = None
+        if reference is not None:
+            ref_file, ref_data = reference
+            tasks.clear()
+            ref_out = Path(str(result.out) + "-reference")
+            ref_result = train_architecture(str(ref_file), data=data or ref_data, out=ref_out, **kwargs)
     m = result.metrics
+    if ref_result is not None:
+        m = {**m, "reference_test_accuracy": ref_result.metrics["test_accuracy"],
+             "vs_reference_test": m["test_accuracy"] - ref_result.metrics["test_accuracy"]}
     if as_json:
         sys.stdout.write(json.dumps({"out": str(result.out), **m}, default=float) + "\n")
         return
@@ -124,6 +136,31 @@ def train(
     lat = f"  latency {m['latency_ms']:.2f} ms (cpu, 1 thread, batch 1)" if m.get("latency_ms") is not None else ""
     console.print(f"test accuracy {m['test_accuracy']:.2f}%  val {val}  params {m['params']:,}  "
                   f"FLOPs {m['flops']:,}{lat}  {m['train_seconds']:.0f}s -> {result.out}", highlight=False)
+    if ref_result is not None:
+        d = m["vs_reference_test"]
+        console.print(f"retrained best vs reference: {d:+.2f} points test (reference {m['reference_test_accuracy']:.2f}%"
+                      f" -> {ref_result.out})" + ("; the search did not beat the hand-designed reference"
+                                                  if d <= 0 else ""), highlight=False)
+
+
+def _reference_source(source: str | None) -> tuple[Path, str | None]:
+    """The run's hand-designed reference as an architecture file (written into the run), and the run's data."""
+    from .arch_sources import resolve_source
+    from .storage import RunStore
+
+    if source is None or not RunStore.is_run(source):
+        raise UserError("--with-reference needs a run directory (its reference is stored with the run)")
+    store = RunStore(source)
+    try:
+        ref, cfg = store.get_meta("reference"), store.get_meta("config", {})
+    finally:
+        store.close()
+    if not ref or not ref.get("architecture"):
+        raise UserError(f"{source} has no hand-designed reference (searched with --no-reference, or its space "
+                        "names none)")
+    path = Path(source) / "reference.json"
+    path.write_text(json.dumps({"architecture": ref["architecture"], "space": cfg.get("space", {})}, indent=2))
+    return path, resolve_source(source).data
 
 
 def register(app: typer.Typer) -> None:

@@ -104,10 +104,17 @@ def load_npz(path: str | os.PathLike) -> Dataset:
             raise UserError(f"{path}: x_train images are {xtr.shape[1:]} but x_test images are {xte.shape[1:]}")
         if "x_val" in arrays and "y_val" in arrays:
             xva, yva = _check_xy(path, arrays["x_val"], arrays["y_val"], "x_val", "y_val")
+            if xva.shape[1:] != xtr.shape[1:]:
+                raise UserError(f"{path}: x_train images are {xtr.shape[1:]} but x_val images are {xva.shape[1:]}")
         else:
             from sklearn.model_selection import train_test_split
             i_tr, i_va = train_test_split(np.arange(len(ytr)), test_size=0.2, random_state=0)
             xtr, ytr, xva, yva = xtr[i_tr], ytr[i_tr], xtr[i_va], ytr[i_va]
+        for yn, ys in (("y_val", yva), ("y_test", yte)):
+            unseen = sorted(set(np.unique(ys).tolist()) - set(np.unique(ytr).tolist()))
+            if unseen:
+                raise UserError(f"{path}: {yn} has labels the training split never has: "
+                                f"{', '.join(map(str, unseen[:5]))}{' ...' if len(unseen) > 5 else ''}")
         return make_dataset(name, xtr, ytr, xva, yva, xte, yte)
     raise UserError(f"{path}: expected arrays 'x' and 'y' (or x_train/y_train/x_test/y_test), "
                     f"found {sorted(arrays) or 'none'}")

@@ -19,6 +19,7 @@ import json
 import math
 import os
 import time
+from .safeload import safe_load
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any, Callable
@@ -283,7 +284,7 @@ def _load_checkpoint(out: Path) -> dict[str, Any]:
     if not path.is_file():
         raise UserError(f"{out} has no {CHECKPOINT} to resume from")
     try:
-        return torch.load(path, map_location="cpu", weights_only=False)
+        return safe_load(path)
     except Exception as e:
         raise UserError(f"cannot read {path} ({type(e).__name__}: {e})") from None
 
@@ -363,6 +364,8 @@ def train_architecture(source: str | Path | None = None, *, data: str | None = N
         on_start(src, dataset, cfg, out_dir)
     extra = {"data_spec": cfg_doc.get("data_spec") if resume is not None else data,
              "image_size": cfg_doc.get("image_size") if resume is not None else image_size}
-    return train_final(src, dataset, out_dir, cfg, seed=seed, device=device, resume=resume is not None,
-                       latency=latency, on_step=on_step, extra=extra)
+    from .runlock import acquire
+    with acquire(out_dir):  # one training per folder (a second `train --resume` of it is refused)
+        return train_final(src, dataset, out_dir, cfg, seed=seed, device=device, resume=resume is not None,
+                           latency=latency, on_step=on_step, extra=extra)
 

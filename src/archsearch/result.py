@@ -7,7 +7,7 @@ from typing import Any
 
 from .space import Architecture
 
-OK, FAILED, INFEASIBLE = "ok", "failed", "infeasible"
+OK, FAILED, INFEASIBLE, STOPPED = "ok", "failed", "infeasible", "stopped"  # stopped: by the time budget
 
 
 @dataclass
@@ -25,6 +25,7 @@ class Result:
     state_dict: dict[str, Any] | None = field(default=None, repr=False)
     cost_seconds: float | None = None  # simulated or measured cost charged to a time budget
     retryable: bool = False  # the failure came from the infrastructure (worker died), not from the architecture
+    curve: list[dict[str, float]] | None = field(default=None, repr=False)  # per epoch: epoch, val_accuracy, ...
 
     @property
     def ok(self) -> bool:

@@ -368,6 +368,7 @@ class SearchSpace:
     config: dict[str, Any] = field(default_factory=dict)
     formatter: Callable[["SearchSpace", Architecture], str] | None = None
     parser: Callable[["SearchSpace", str], Architecture] | None = None
+    reference_fn: Callable[["SearchSpace"], Architecture] | None = None
 
     def __post_init__(self):
         rec = _Recorder()
@@ -529,6 +530,13 @@ class SearchSpace:
         if self.formatter:
             return self.formatter(self, arch)
         return str(Architecture((lbl, arch[lbl]) for lbl in self.labels if lbl in arch))
+
+    def reference(self) -> Architecture | None:
+        """The hand-designed architecture a person would write in this space (None when the space names none):
+        every search trains it with the same evaluator, so its result says what the search added."""
+        if self.reference_fn is None:
+            return None
+        return self.validate(self.reference_fn(self))
 
     def parse(self, text: str) -> Architecture:
         """Read an architecture from JSON, or from the space's own text form."""

@@ -8,6 +8,10 @@ that were running. Tables:
 * ``trials`` one row per asked architecture: number (ask order), architecture JSON, status
   (running/ok/failed/infeasible), value (the objective, maximised), values (JSON vector for multi-objective),
   metrics JSON, error, seed, fidelity, start/end wall times, worker, ask/tell event numbers (for exact replay).
+* ``curves`` the learning curve of each trial: one row per trained epoch (val_accuracy, val_loss, train_loss,
+  seconds), written with the rung or trial result that carries it.
+* ``rungs``  one row per rung a trial finished under a multi-fidelity scheduler (fidelity = epochs, the value
+  and its tie-break), in the order they happened: the scheduler is rebuilt from them on resume.
 * ``epochs`` one row per finished epoch of a one-shot (supernet) search: metrics JSON (losses, supernet val
   accuracy, seconds), alphas JSON (label -> architecture weights, softmax(α)) and the architecture derived then.
 """
@@ -20,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
+from .errors import UserError
 from .space import Architecture
 
 DB_NAME = "study.db"
@@ -42,7 +47,23 @@ CREATE TABLE IF NOT EXISTS trials (
     worker TEXT,
     ask_event INTEGER NOT NULL,
     tell_event INTEGER,
-    attempts INTEGER NOT NULL DEFAULT 1
+    attempts INTEGER NOT NULL DEFAULT 1,
+    bracket INTEGER
+);
+CREATE TABLE IF NOT EXISTS curves (
+    trial INTEGER NOT NULL,
+    epoch INTEGER NOT NULL,
+    metrics TEXT NOT NULL DEFAULT '{}',
+    PRIMARY KEY (trial, epoch)
+);
+CREATE TABLE IF NOT EXISTS rungs (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    trial INTEGER NOT NULL,
+    fidelity REAL NOT NULL,
+    value REAL,
+    tiebreak REAL,
+    metrics TEXT NOT NULL DEFAULT '{}',
+    UNIQUE (trial, fidelity)
 );
 CREATE TABLE IF NOT EXISTS epochs (
     epoch INTEGER PRIMARY KEY,
@@ -92,20 +113,53 @@ class TrialRecord:
         return None if self.finished is None else self.finished - self.started
 
 
-class RunStore:
-    """The run's database. Not shared between processes: only the driver writes."""
+#: The run database's format: 1 = before multi-fidelity scheduling (no ``bracket`` column, no ``format`` key; read
+#: and migrated), 2 = now. A run written by a newer archsearch (a larger number) is refused in one line.
+FORMAT_VERSION = 2
 
-    def __init__(self, run_dir: str | Path, create: bool = False):
+
+class RunStore:
+    """The run's database. One writer (the driver, holding the run lock); ``read_only`` readers (show, report,
+    the dashboard) may open a live run: WAL mode lets them read while it is written."""
+
+    def __init__(self, run_dir: str | Path, create: bool = False, read_only: bool = False):
         self.run_dir = Path(run_dir)
         self.path = self.run_dir / DB_NAME
+        self.read_only = read_only
         if create:
             self.run_dir.mkdir(parents=True, exist_ok=True)
         elif not self.path.exists():
             raise FileNotFoundError(f"{self.run_dir} is not an archsearch run directory (no {DB_NAME})")
-        self.conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-        self.conn.execute("PRAGMA journal_mode=WAL")
-        self.conn.execute("PRAGMA synchronous=NORMAL")
-        self.conn.executescript(_SCHEMA)
+        try:
+            if read_only:
+                self.conn = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True, timeout=30,
+                                            isolation_level=None)
+                self.conn.execute("SELECT COUNT(*) FROM meta").fetchone()
+                self._check_format()
+                return
+            self.conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+            self.conn.execute("PRAGMA journal_mode=WAL")
+            self.conn.execute("PRAGMA synchronous=NORMAL")
+            self.conn.executescript(_SCHEMA)
+            cols = {row[1] for row in self.conn.execute("PRAGMA table_info(trials)")}
+            if "bracket" not in cols:  # a run written before schedulers
+                self.conn.execute("ALTER TABLE trials ADD COLUMN bracket INTEGER")
+            self._check_format()
+            self.conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('format', ?)",
+                              (json.dumps(FORMAT_VERSION),))
+        except sqlite3.DatabaseError as e:
+            raise UserError(f"{self.path} is damaged or not an archsearch run database ({e})") from None
+
+    def _check_format(self) -> None:
+        row = self.conn.execute("SELECT value FROM meta WHERE key = 'format'").fetchone()
+        try:
+            found = 1 if row is None else int(json.loads(row[0]))
+        except (TypeError, ValueError):
+            found = None
+        if found is None or found > FORMAT_VERSION:
+            self.conn.close()
+            raise UserError(f"{self.run_dir} was written by a newer archsearch (run format {row[0]}; this version "
+                            f"reads formats up to {FORMAT_VERSION}): upgrade archsearch to open it")
 
     @staticmethod
     def is_run(run_dir: str | Path) -> bool:
@@ -127,11 +181,15 @@ class RunStore:
 
     # ---- trials -----------------------------------------------------------------------------------------------
     def add_trial(self, number: int, arch: Architecture, seed: int, ask_event: int,
-                  fidelity: float | None = None, worker: str | None = None) -> None:
+                  fidelity: float | None = None, worker: str | None = None, bracket: int | None = None) -> None:
         self.conn.execute(
-            "INSERT INTO trials(number, arch, status, seed, fidelity, started, worker, ask_event) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (number, arch.to_json(), RUNNING, seed, fidelity, time.time(), worker, ask_event))
+            "INSERT INTO trials(number, arch, status, seed, fidelity, started, worker, ask_event, bracket) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (number, arch.to_json(), RUNNING, seed, fidelity, time.time(), worker, ask_event, bracket))
+
+    def brackets(self) -> dict[int, int]:
+        """trial -> the scheduler bracket (or round) it started in."""
+        return {t: b for t, b in self._rows("SELECT number, bracket FROM trials WHERE bracket IS NOT NULL")}
 
     def restart_trial(self, number: int, note: str | None = None) -> None:
         """A trial re-queued after a crash or a retry: running again from now (``note``: why, kept in error)."""
@@ -139,18 +197,53 @@ class RunStore:
                           "WHERE number = ?", (RUNNING, time.time(), note, number))
 
     def finish_trial(self, number: int, status: str, value: float | None, values: tuple[float, ...] | None,
-                     metrics: dict[str, float], error: str | None, tell_event: int,
-                     extra_meta: dict[str, Any] | None = None) -> None:
-        """Record a finished trial (and any meta counters) in one committed transaction."""
+                     metrics: dict[str, float], error: str | None, tell_event: int | None,
+                     extra_meta: dict[str, Any] | None = None, curve: list[dict[str, Any]] | None = None,
+                     rung: tuple[float, float | None] | None = None, fidelity: float | None = None) -> None:
+        """Record a finished trial or rung (and any meta counters, its learning curve ``curve`` and its rung
+        ``(fidelity, tiebreak)``) in one committed transaction. ``tell_event`` None keeps the stored one (a
+        promoted trial was told once, at its first rung)."""
         with self.conn:
             self.conn.execute("BEGIN IMMEDIATE")
             self.conn.execute(
                 'UPDATE trials SET status = ?, value = ?, "values" = ?, metrics = ?, error = ?, finished = ?, '
-                "tell_event = ? WHERE number = ?",
+                "tell_event = COALESCE(?, tell_event), fidelity = COALESCE(?, fidelity) WHERE number = ?",
                 (status, value, json.dumps(list(values)) if values is not None else None,
-                 json.dumps(_clean(metrics)), error, time.time(), tell_event, number))
+                 json.dumps(_clean(metrics)), error, time.time(), tell_event, fidelity, number))
+            for row in curve or []:
+                self.conn.execute("INSERT OR REPLACE INTO curves(trial, epoch, metrics) VALUES (?, ?, ?)",
+                                  (number, int(row["epoch"]), json.dumps(_clean(row))))
+            if rung is not None:
+                self.conn.execute("INSERT OR REPLACE INTO rungs(trial, fidelity, value, tiebreak, metrics) "
+                                  "VALUES (?, ?, ?, ?, ?)", (number, rung[0], value, rung[1],
+                                                             json.dumps(_clean(metrics))))
             for k, v in (extra_meta or {}).items():
                 self.conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (k, json.dumps(v)))
+
+    def promote_trial(self, number: int, fidelity: float) -> None:
+        """A paused trial continues to ``fidelity`` (from its checkpoint)."""
+        self.conn.execute("UPDATE trials SET status = ?, fidelity = ? WHERE number = ?", (RUNNING, fidelity, number))
+
+    def _rows(self, query: str) -> list[tuple]:
+        """Rows of a table a run written by an older version (read-only: not migrated) may not have."""
+        try:
+            return list(self.conn.execute(query))
+        except sqlite3.OperationalError as e:
+            if "no such" in str(e):
+                return []
+            raise
+
+    def curves(self) -> dict[int, list[dict[str, Any]]]:
+        """trial -> its learning curve (one dict per epoch, in order)."""
+        out: dict[int, list[dict[str, Any]]] = {}
+        for t, m in self._rows("SELECT trial, metrics FROM curves ORDER BY trial, epoch"):
+            out.setdefault(t, []).append(json.loads(m))
+        return out
+
+    def rungs(self) -> list[tuple[int, float, float | None, float | None, dict[str, Any]]]:
+        """(trial, fidelity, value, tiebreak, metrics) of every finished rung, in the order they finished."""
+        return [(t, f, v, tb, json.loads(m)) for t, f, v, tb, m in
+                self._rows("SELECT trial, fidelity, value, tiebreak, metrics FROM rungs ORDER BY seq")]
 
     def trials(self, status: str | None = None) -> list[TrialRecord]:
         q = 'SELECT number, arch, status, seed, value, "values", metrics, error, fidelity, started, finished, ' \

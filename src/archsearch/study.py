@@ -1,9 +1,15 @@
 """The study: ask -> evaluate (through an executor) -> tell -> store, within a budget; resumable from its run
 directory alone.
 
+A scheduler (schedulers.py) decides whether a free worker starts a new trial or continues a paused one to the
+next rung; the strategy (the searcher) is told each trial once, at its first result. Constraints on costs known
+before training (params, FLOPs, a latency table's prediction) reject a candidate at ask time. Every search
+also trains the space's hand-designed reference with the same evaluator, seed and fidelity.
+
 Resume replays the stored ask/tell events into a fresh strategy built with the same seed (strategies are
-deterministic, so the replayed asks reproduce the stored architectures), re-queues the trials that were
-running when the driver died, and continues to the original budget.
+deterministic, so the replayed asks reproduce the stored architectures), rebuilds the scheduler from the stored
+rungs, re-queues the trials that were running when the driver died (a promoted trial from its checkpoint), and
+continues to the original budget.
 """
 from __future__ import annotations
 
@@ -20,16 +26,21 @@ import torch
 
 from . import __version__
 from .errors import UserError
-from .evaluators import EvaluatorSpec
+from .evaluators import EVALUATORS, EvaluatorSpec
 from .executors import EXECUTORS, Executor, Job
 from .objective import MetricObjective, objective_from_config
 from .result import Observation, Result
 from .space import Architecture, SearchSpace
 from .spaces import get_space
+from .schedulers import Scheduler, make_scheduler
 from .storage import RUNNING, RunStore, TrialRecord, fresh_dir
 from .strategies import Strategy, make_strategy
+from .summary import StudySummary, best_trial, load_architecture, space_of, summarize  # noqa: F401 (re-exported)
 
 BEST_JSON, BEST_WEIGHTS = "best.json", "best.pt"
+REFERENCE = -1  # the job number of the hand-designed reference
+#: costs an evaluator knows before training (``static_metrics``): constraints on them are checked at ask time
+STATIC_METRICS = ("params", "flops", "macs", "predicted_latency_ms")
 
 
 @dataclass(frozen=True)
@@ -97,6 +108,28 @@ def default_run_dir(space: str, strategy: str, root: str | Path = "runs") -> Pat
     return fresh_dir(root, f"{space}-{strategy}")
 
 
+def check_scheduler(name: str, evaluator: str, evaluator_options: dict[str, Any], min_epochs: int | None,
+                    eta: int, objective: Any, strategy: str) -> dict[str, Any]:
+    """The scheduler settings a run stores (``fifo`` with no options is today's fixed-epoch search)."""
+    if name == "fifo":
+        if min_epochs is not None:
+            raise UserError("--min-epochs is for a multi-fidelity --scheduler (asha, hyperband, sh, bohb, median)")
+        return {"name": "fifo"}
+    from .evaluators import EVALUATORS
+    if not getattr(EVALUATORS.get(evaluator), "resumable", False):
+        raise UserError(f"--scheduler {name} needs an evaluator that trains by epochs (train); "
+                        f"{evaluator} has one fidelity")
+    if getattr(objective, "goals", None) is not None:
+        raise UserError(f"--scheduler {name} ranks one value per trial; a multi-objective search uses fifo")
+    if name == "bohb" and strategy != "bo":
+        raise UserError(f"--scheduler bohb is Hyperband with the bo searcher; got --strategy {strategy} "
+                        "(use --scheduler hyperband for other strategies)")
+    max_epochs = int(evaluator_options.get("epochs", 10))
+    cfg = {"name": name, "max_epochs": max_epochs, "min_epochs": int(min_epochs or 1), "eta": int(eta)}
+    make_scheduler(name, max_epochs, cfg["min_epochs"], cfg["eta"])  # a fidelity out of range fails here
+    return cfg
+
+
 @dataclass
 class Study:
     run_dir: Path
@@ -107,6 +140,8 @@ class Study:
     budget: Budget
     seed: int
     execution: dict[str, Any] = field(default_factory=lambda: {"name": "inline"})
+    scheduling: dict[str, Any] = field(default_factory=lambda: {"name": "fifo"})
+    reference: bool = False
     store: RunStore = field(init=False)
 
     # ---- construction -----------------------------------------------------------------------------------------
@@ -116,12 +151,16 @@ class Study:
                evaluator_options: dict | None = None, objective: MetricObjective | None = None,
                run_dir: str | Path | None = None, executor: str = "inline", workers: int | None = None,
                address: str | None = None, retries: int = 0, trial_timeout: float | None = None,
-               threads: int | None = None) -> "Study":
-        """``threads``: CPU threads of each worker (default: the cores shared out among the workers)."""
+               threads: int | None = None, scheduler: str = "fifo", min_epochs: int | None = None,
+               eta: int = 3, reference: bool = True) -> "Study":
+        """``threads``: CPU threads of each worker (default: the cores shared out among the workers);
+        ``scheduler``/``min_epochs``/``eta``: multi-fidelity scheduling (rungs of epochs up to the evaluator's
+        epochs); ``reference``: also train the space's hand-designed reference architecture."""
         space_config, strategy_options = dict(space_config or {}), dict(strategy_options or {})
         evaluator_options = dict(evaluator_options or {})
         objective = objective or MetricObjective()
         sp = get_space(space, **space_config)
+        EVALUATORS.get(evaluator)  # an unknown name is one line before the run directory exists
         try:
             strat = make_strategy(strategy, sp, seed=seed, **strategy_options)
         except ValueError as e:  # a bad option value: the strategies say which in their message
@@ -131,11 +170,15 @@ class Study:
                 raise
             raise UserError(f"--strategy-opt: {e}") from None  # an option the strategy does not have
         execution = check_execution(executor, workers, address, retries, trial_timeout, threads)
+        scheduling = check_scheduler(scheduler, evaluator, evaluator_options, min_epochs, eta, objective, strategy)
         spec = EvaluatorSpec(space, space_config, evaluator, evaluator_options)
         run_dir = Path(run_dir) if run_dir else default_run_dir(space, strategy)
         if RunStore.is_run(run_dir):
             raise UserError(f"{run_dir} already holds a run; resume it with --resume {run_dir}")
-        study = cls(run_dir, sp, strat, spec, objective, budget, seed, execution)
+        reference = bool(reference) and _reference_of(sp) is not None
+        study = cls(run_dir, sp, strat, spec, objective, budget, seed, execution, scheduling, reference)
+        study._check_feasible()
+        study._lock()
         study.store = RunStore(run_dir, create=True)
         study.store.set_meta("config", {
             "version": __version__, "created": datetime.now().isoformat(timespec="seconds"),
@@ -143,7 +186,7 @@ class Study:
             "strategy": {"name": strategy, "options": strategy_options},
             "evaluator": {"name": evaluator, "options": evaluator_options},
             "objective": objective.config(), "budget": {"trials": budget.trials, "seconds": budget.seconds},
-            "seed": seed, "executor": execution,
+            "seed": seed, "executor": execution, "scheduler": scheduling, "reference": reference,
         })
         study.store.set_meta("elapsed_seconds", 0.0)
         return study
@@ -153,8 +196,7 @@ class Study:
         run_dir = Path(run_dir)
         if not RunStore.is_run(run_dir):
             raise UserError(f"{run_dir} is not an archsearch run directory (no study.db)")
-        store = RunStore(run_dir)
-        cfg = store.get_meta("config")
+        cfg = RunStore(run_dir).get_meta("config")  # (closed when garbage-collected; read before locking)
         if not cfg:
             raise UserError(f"{run_dir}: the run database has no configuration")
         sp = get_space(cfg["space"]["name"], **cfg["space"]["config"])
@@ -163,9 +205,60 @@ class Study:
                              cfg["evaluator"]["options"])
         budget = Budget(cfg["budget"]["trials"], cfg["budget"]["seconds"])
         study = cls(run_dir, sp, strat, spec, objective_from_config(cfg["objective"]), budget, cfg["seed"],
-                    cfg.get("executor", {"name": "inline"}))
-        study.store = store
+                    cfg.get("executor", {"name": "inline"}), cfg.get("scheduler", {"name": "fifo"}),
+                    bool(cfg.get("reference", False)))
+        study._lock()
+        study.store = RunStore(run_dir)
         return study
+
+    def _lock(self) -> None:
+        """One writer per run directory (a second search on it is refused, naming the holder)."""
+        from .runlock import acquire
+        self.run_lock = acquire(self.run_dir)
+
+    def _scheduler(self) -> Scheduler:
+        s = self.scheduling
+        if s.get("name", "fifo") == "fifo":
+            return Scheduler(max_epochs=0)
+        return make_scheduler(s["name"], s["max_epochs"], s["min_epochs"], s["eta"], seed=self.seed)
+
+    # ---- costs known before training ----------------------------------------------------------------------------
+    def _static_constraints(self) -> list[Any]:
+        return [c for c in getattr(self.objective, "constraints", ()) if c.metric in STATIC_METRICS]
+
+    def _rejected(self, evaluator: Any, arch: Architecture, seed: int) -> dict[str, float] | None:
+        """The static metrics of ``arch`` when they violate a constraint (it is not trained), else None."""
+        constraints = self._static_constraints()
+        if not constraints or not hasattr(evaluator, "static_metrics"):
+            return None
+        try:
+            metrics = evaluator.static_metrics(arch, seed)
+        except Exception:  # noqa: BLE001 - a model that fails to build fails as a trial, in training
+            return None
+        return metrics if any(c.satisfied(metrics) is False for c in constraints) else None
+
+    def _check_feasible(self, sample: int = 48) -> None:
+        """A constraint that none of ``sample`` random architectures satisfies is one line, not minutes of
+        training."""
+        constraints = self._static_constraints()
+        if not constraints:
+            return
+        evaluator = self.spec.build()
+        if not hasattr(evaluator, "static_metrics"):
+            return
+        rng = np.random.default_rng(np.random.SeedSequence([int(self.seed), 4099]))
+        best: dict[str, float] = {}
+        for _ in range(sample):
+            metrics = evaluator.static_metrics(self.space.sample(rng))
+            if all(c.satisfied(metrics) is not False for c in constraints):
+                return
+            for c in constraints:
+                v = metrics.get(c.metric)
+                if v is not None:
+                    best[c.metric] = min(best.get(c.metric, v), v) if "<" in c.op else max(best.get(c.metric, v), v)
+        seen = ", ".join(f"{k} {v:,.0f}" for k, v in best.items())
+        raise UserError(f"no architecture among {sample} sampled satisfies {', '.join(map(str, constraints))} "
+                        f"(best seen: {seen}); relax the constraint or change the space")
 
     # ---- the loop ---------------------------------------------------------------------------------------------
     def run(self, on_trial: Callable[[Progress], None] | None = None) -> "StudySummary":
@@ -173,81 +266,163 @@ class Study:
         ex = dict(self.execution)
         retries = int(ex.pop("retries", 0) or 0)
         executor: Executor = EXECUTORS.get(ex.pop("name"))(evaluator=evaluator, **ex)
-        requeue = self._replay()
+        sched = self._scheduler()
+        resumable = getattr(evaluator, "resumable", False)
+        requeue = self._replay(sched)
         event = self._next_event()
         records = {r.number: r for r in self.store.trials()}
-        finished = sum(1 for r in records.values() if r.done)
+        rejected = {r.number for r in records.values() if r.status == "infeasible" and r.metrics.get("rejected")}
         elapsed0 = float(self.store.get_meta("elapsed_seconds", 0.0))
         t0 = time.perf_counter()
-        best = self._best(records.values())
+        deadline = None if self.budget.seconds is None else time.time() + self.budget.seconds - elapsed0
+        best = best_trial(records.values())
         weights: dict[int, dict] = {}
         retried: dict[int, int] = {}
+        misses = 0  # asks in a row rejected at ask time
 
         def elapsed() -> float:
             return elapsed0 + time.perf_counter() - t0
 
-        def budget_left() -> bool:
-            if self.budget.trials is not None and finished + executor.in_flight >= self.budget.trials:
-                return False
+        def time_left() -> bool:
             return self.budget.seconds is None or elapsed() < self.budget.seconds
 
+        def may_start_new() -> bool:
+            trained = len(records) - len(rejected)
+            return (self.budget.trials is None or trained < self.budget.trials) and misses < 1000
+
+        def job(number: int, arch: Architecture, seed: int, fidelity: float | None) -> Job:
+            if not resumable:
+                return Job(number, arch, seed, fidelity)
+            multi = sched.multi_fidelity and number != REFERENCE
+            ckpt = str(self.run_dir / "checkpoints" / f"trial-{number}.pt") if multi else None
+            return Job(number, arch, seed, fidelity, ckpt, deadline, sched.max_epochs if multi else None)
+
         try:
+            if self.reference and self.store.get_meta("reference") is None and time_left():
+                ref_fid = None if not sched.multi_fidelity else sched.max_epochs
+                executor.submit(job(REFERENCE, _reference_of(self.space), trial_seed(self.seed, 0), ref_fid))
             for rec in requeue:
                 self.store.restart_trial(rec.number)
-                executor.submit(Job(rec.number, rec.arch, rec.seed, rec.fidelity))
+                executor.submit(job(rec.number, rec.arch, rec.seed, rec.fidelity))
             while True:
-                while executor.in_flight < executor.capacity and budget_left():
+                while executor.in_flight < executor.capacity and time_left():
+                    d = sched.next(may_start_new(), len(records))
+                    if d is None:
+                        break
+                    fid = d.fidelity if sched.multi_fidelity else None
+                    if d.trial is not None:  # a promotion: continue from the checkpoint
+                        rec = records[d.trial]
+                        self.store.promote_trial(rec.number, fid)
+                        rec.status, rec.fidelity = RUNNING, fid
+                        sched.started(rec.number, d.fidelity, d.bracket)
+                        executor.submit(job(rec.number, rec.arch, rec.seed, fid))
+                        continue
                     number = len(records)
                     arch = self.strategy.ask()
-                    rec = TrialRecord(number, arch, RUNNING, trial_seed(self.seed, number), ask_event=event)
-                    self.store.add_trial(number, arch, rec.seed, event)
+                    rec = TrialRecord(number, arch, RUNNING, trial_seed(self.seed, number), ask_event=event,
+                                      fidelity=fid)
+                    self.store.add_trial(number, arch, rec.seed, event, fidelity=fid, bracket=d.bracket)
                     event += 1
                     records[number] = rec
-                    executor.submit(Job(number, arch, rec.seed))
+                    static = self._rejected(evaluator, arch, rec.seed)
+                    if static is not None:  # infeasible before training: told at no cost
+                        rejected.add(number)
+                        misses += 1
+                        self._record(rec, Result({**static, "rejected": 1.0}), event, elapsed(), sched, None)
+                        event += 1
+                        continue
+                    misses = 0
+                    sched.started(number, d.fidelity, d.bracket)
+                    executor.submit(job(number, arch, rec.seed, fid))
                 if executor.in_flight == 0:
                     break
-                for job, result in executor.wait():
-                    rec = records[job.trial]
+                for jb, result in executor.wait():
+                    if jb.trial == REFERENCE:
+                        self._record_reference(jb, result)
+                        continue
+                    rec = records[jb.trial]
                     if result.retryable and retried.get(rec.number, 0) < retries:  # the worker died: run again
                         retried[rec.number] = retried.get(rec.number, 0) + 1
                         self.store.restart_trial(rec.number, note=result.error)
-                        executor.submit(job)
+                        executor.submit(jb)
                         continue
-                    rec = self._record(rec, result, event, elapsed())
-                    event += 1
-                    finished += 1
-                    if rec.status == "ok" and (best is None or rec.value > best.value):
+                    told = rec.tell_event is None
+                    rec = self._record(rec, result, event, elapsed(), sched, jb.fidelity)
+                    event += int(told)
+                    if rec.status == "ok" and (best is None or best_trial([best, rec]) is rec):
                         best = rec
                         if result.state_dict is not None:
                             weights = {rec.number: result.state_dict}
                         self._write_best(best, weights)
                     if on_trial is not None:
+                        finished = sum(1 for r in records.values() if r.done) - len(rejected)
                         on_trial(Progress(finished, self.budget, elapsed(), best, rec))
         finally:
             executor.close()
-        self._finalize(best, weights, evaluator)
+        self._finalize(best, weights, evaluator, sched)
+        self.release()
         return self.summary()
 
-    def _record(self, rec: TrialRecord, result: Result, event: int, elapsed: float) -> TrialRecord:
+    def release(self) -> None:
+        """Give up the run directory (another process may resume it now)."""
+        if getattr(self, "run_lock", None) is not None:
+            self.run_lock.release()
+            self.run_lock = None
+
+    def _record(self, rec: TrialRecord, result: Result, event: int, elapsed: float, sched: Scheduler,
+                fidelity: float | None) -> TrialRecord:
+        """Store a trial's (or a rung's) result with its learning curve; tell the strategy at its first result."""
         score = self.objective.score(result)
-        rec.status, rec.value, rec.values = score.status, score.value, score.values
-        rec.metrics, rec.error, rec.tell_event = dict(result.metrics), result.error, event
-        self.store.finish_trial(rec.number, rec.status, rec.value, rec.values, rec.metrics, rec.error, event,
-                                extra_meta={"elapsed_seconds": elapsed})
+        status, value, values = score.status, score.value, score.values
+        if result.status == "stopped":  # by the time budget: kept with its partial curve
+            status, value, values = "stopped", None, None
+        elif result.metrics.get("rejected"):  # a constraint on a static cost: never trained
+            status, value, values = "infeasible", None, None
+        first = rec.tell_event is None
+        loss = result.metrics.get("val_loss")
+        tiebreak = -float(loss) if isinstance(loss, (int, float)) and loss == loss else 0.0
+        rung = (float(fidelity), tiebreak) if sched.multi_fidelity and fidelity is not None and status == "ok" \
+            else None
+        rec.status, rec.value, rec.values = status, value, values
+        rec.metrics, rec.error = dict(result.metrics), result.error
+        if first:
+            rec.tell_event = event
+        self.store.finish_trial(rec.number, rec.status, rec.value, rec.values, rec.metrics, rec.error,
+                                event if first else None, extra_meta={"elapsed_seconds": elapsed},
+                                curve=result.curve, rung=rung, fidelity=fidelity)
         rec.finished = time.time()
-        self.strategy.tell(self._observation(rec))
+        if sched.multi_fidelity:
+            if rung is not None:
+                sched.report(rec.number, int(fidelity), (float(value), tiebreak))
+            else:
+                sched.fail(rec.number)
+        if first:
+            self.strategy.tell(self._observation(rec))
         return rec
+
+    def _record_reference(self, job: Job, result: Result) -> None:
+        score = self.objective.score(result)
+        arch = job.arch
+        self.store.set_meta("reference", {
+            "architecture": arch.to_dict(), "text": self.space.format(arch), "status": score.status,
+            "value": score.value, "metrics": dict(result.metrics), "error": result.error,
+            "fidelity": job.fidelity, "curve": result.curve})
 
     @staticmethod
     def _observation(rec: TrialRecord) -> Observation:
         return Observation(rec.arch, rec.value if rec.status == "ok" or rec.status == "infeasible" else None,
                            rec.values, rec.status != "infeasible", rec.metrics, rec.number)
 
-    def _replay(self) -> list[TrialRecord]:
-        """Feed the stored history to the fresh strategy in the original ask/tell order; return trials to re-run."""
+    def _replay(self, sched: Scheduler) -> list[TrialRecord]:
+        """Feed the stored history to the fresh strategy in the original ask/tell order (a trial told at its
+        first rung is told that rung's result again) and rebuild the scheduler; return trials to re-run."""
         recs = self.store.trials()
+        rungs = self.store.rungs()
+        first = {}
+        for t, fid, value, _, metrics in rungs:
+            first.setdefault(t, (fid, value, metrics))
         events: list[tuple[int, str, TrialRecord]] = [(r.ask_event, "ask", r) for r in recs]
-        events += [(r.tell_event, "tell", r) for r in recs if r.done and r.tell_event is not None]
+        events += [(r.tell_event, "tell", r) for r in recs if r.tell_event is not None]
         for _, kind, rec in sorted(events, key=lambda e: e[0]):
             if kind == "ask":
                 asked = self.strategy.ask()
@@ -255,18 +430,34 @@ class Study:
                     self.strategy.pending.pop(asked, None)
                     self.strategy.pending[rec.arch] = self.strategy.pending.get(rec.arch, 0) + 1
             else:
-                self.strategy.tell(self._observation(rec))
+                told = rec
+                if rec.number in first:  # the result the strategy was told then: the trial's first rung
+                    fid, value, metrics = first[rec.number]
+                    told = TrialRecord(rec.number, rec.arch, "ok", rec.seed, value, None, metrics)
+                self.strategy.tell(self._observation(told))
+        if sched.multi_fidelity:
+            self._replay_scheduler(sched, recs, rungs)
         return [r for r in recs if not r.done]
+
+    def _replay_scheduler(self, sched: Scheduler, recs: list[TrialRecord], rungs: list[tuple]) -> None:
+        brackets = self.store.brackets()
+        started: set[int] = set()
+        for t, fid, value, tiebreak, _ in rungs:
+            if t not in started or sched.where.get(t, (0, -1))[1] < sched.levels.index(int(fid)):
+                sched.started(t, int(fid), brackets.get(t, 0))
+                started.add(t)
+            sched.report(t, int(fid), (float(value), float(tiebreak or 0.0)))
+        for r in recs:
+            if r.status == RUNNING and r.fidelity is not None:
+                sched.started(r.number, int(r.fidelity), brackets.get(r.number, 0))
+            elif r.status in ("failed", "stopped"):
+                sched.where.setdefault(r.number, (brackets.get(r.number, 0), 0))
+                sched.fail(r.number)
 
     def _next_event(self) -> int:
         row = self.store.conn.execute("SELECT MAX(MAX(ask_event), COALESCE(MAX(tell_event), -1)) FROM trials")
         got = row.fetchone()[0]
         return 0 if got is None else int(got) + 1
-
-    @staticmethod
-    def _best(recs) -> TrialRecord | None:
-        ok = [r for r in recs if r.status == "ok" and r.value is not None]
-        return max(ok, key=lambda r: (r.value, -r.number)) if ok else None
 
     # ---- outputs ----------------------------------------------------------------------------------------------
     def _write_best(self, best: TrialRecord, weights: dict[int, dict]) -> None:
@@ -284,7 +475,7 @@ class Study:
                "value": best.value, "objective": self.objective.describe(),
                "val_accuracy": best.metrics.get("val_accuracy"), "test_accuracy": best.metrics.get("test_accuracy"),
                "metrics": best.metrics, "weights": BEST_WEIGHTS if has_weights else None,
-               "space": {"name": self.spec.space, "config": self.spec.space_config}}
+               "fidelity": best.fidelity, "space": {"name": self.spec.space, "config": self.spec.space_config}}
         tmp = self.run_dir / (BEST_JSON + ".tmp")
         tmp.write_text(json.dumps(doc, indent=2, default=float))
         os.replace(tmp, self.run_dir / BEST_JSON)
@@ -296,9 +487,11 @@ class Study:
         except (OSError, ValueError, KeyError):
             return None
 
-    def _finalize(self, best: TrialRecord | None, weights: dict[int, dict], evaluator: Any) -> None:
+    def _finalize(self, best: TrialRecord | None, weights: dict[int, dict], evaluator: Any,
+                  sched: Scheduler) -> None:
         """Make sure best.json and best.pt describe the best finished trial (after a crash the weights of the best
-        trial may be missing: re-evaluate it with its own seed, which reproduces it)."""
+        trial may be missing: re-evaluate it with its own seed, which reproduces it — a multi-fidelity trial
+        from its checkpoint, without training again)."""
         if best is None:
             return
         if best.number in weights or self._weights_trial() == best.number:
@@ -306,67 +499,22 @@ class Study:
             return
         result = None
         if getattr(evaluator, "keep_weights", False):
-            result = evaluator.evaluate(best.arch, best.seed, best.fidelity)
+            if sched.multi_fidelity:
+                ckpt = self.run_dir / "checkpoints" / f"trial-{best.number}.pt"
+                result = evaluator.evaluate(best.arch, best.seed, best.fidelity, checkpoint=str(ckpt),
+                                            horizon=sched.max_epochs)
+            else:
+                result = evaluator.evaluate(best.arch, best.seed, best.fidelity)
         self._write_best(best, {best.number: result.state_dict} if result and result.state_dict else {})
 
     def summary(self) -> "StudySummary":
         return summarize(self.run_dir)
 
 
-@dataclass
-class StudySummary:
-    run_dir: Path
-    config: dict[str, Any]
-    trials: list[TrialRecord]
-    best: TrialRecord | None
-    counts: dict[str, int]
-    elapsed_seconds: float
-
-    def to_dict(self, space: SearchSpace | None = None) -> dict[str, Any]:
-        best = None
-        if self.best is not None:
-            b = self.best
-            best = {"trial": b.number, "architecture": b.arch.to_dict(),
-                    "text": space.format(b.arch) if space is not None else str(b.arch), "value": b.value,
-                    "val_accuracy": b.metrics.get("val_accuracy"), "test_accuracy": b.metrics.get("test_accuracy"),
-                    "metrics": b.metrics}
-        return {"run_dir": str(self.run_dir), "best": best, "trials": self.counts,
-                "n_trials": len(self.trials), "elapsed_seconds": self.elapsed_seconds, "config": self.config}
-
-
-def summarize(run_dir: str | Path) -> StudySummary:
-    if not RunStore.is_run(run_dir):
-        raise UserError(f"{run_dir} is not an archsearch run directory (no study.db)")
-    store = RunStore(run_dir)
+def _reference_of(space: SearchSpace) -> Architecture | None:
+    """The space's hand-designed reference architecture (None when it names none)."""
+    ref = getattr(space, "reference", None)
     try:
-        trials = store.trials()
-        return StudySummary(Path(run_dir), store.get_meta("config", {}), trials, Study._best(trials), store.counts(),
-                            float(store.get_meta("elapsed_seconds", 0.0)))
-    finally:
-        store.close()
-
-
-def space_of(summary: StudySummary) -> SearchSpace:
-    sp = summary.config.get("space", {})
-    return get_space(sp.get("name", "macro"), **sp.get("config", {}))
-
-
-def load_architecture(space: SearchSpace, text: str) -> Architecture:
-    """Read an architecture for ``space`` from a file (architecture JSON, or a run's best.json), inline JSON,
-    or the space's own text form."""
-    if _is_file(text):
-        text = Path(text).read_text()
-        try:
-            doc = json.loads(text)
-            if isinstance(doc, dict) and isinstance(doc.get("architecture"), dict):
-                text = json.dumps(doc["architecture"])
-        except ValueError:
-            pass
-    return space.parse(text)
-
-
-def _is_file(text: str) -> bool:
-    try:
-        return len(text) < 4096 and Path(text).is_file()
-    except OSError:  # a long JSON string is not a file name
-        return False
+        return ref() if callable(ref) else None
+    except Exception:  # noqa: BLE001 - a user's space whose reference fails: no reference, not a lost run
+        return None

@@ -38,6 +38,7 @@ class TrainResult:
     train_seconds: float
     epochs: int
     history: list[dict[str, float]] = field(default_factory=list)
+    val_loss: float = float("nan")
 
 
 def pick_device(device: str | None = None) -> torch.device:
@@ -81,57 +82,133 @@ def _logits(out) -> torch.Tensor:
     return out[0] if isinstance(out, (tuple, list)) else out
 
 
+class BudgetExhausted(RuntimeError):
+    """The run's deadline passed during training (checked between batches); ``history`` holds the finished
+    epochs, so a trial stopped by the budget is stored with its partial learning curve."""
+
+    def __init__(self, epochs_done: int, history: list[dict[str, float]]):
+        super().__init__(f"stopped by the time budget after {epochs_done} epoch(s)")
+        self.epochs_done = epochs_done
+        self.history = history
+
+
+class Trainer:
+    """The training loop of one model, resumable at any epoch (model, optimiser, LR schedule, batch-order and
+    global RNG states all in :meth:`state_dict`, tensors and numbers only, so it loads with
+    ``weights_only=True``). ``horizon`` epochs set the cosine schedule's length: a trial paused at a rung and
+    promoted later continues exactly as if it had never stopped (successive halving, Jamieson & Talwalkar 2016)."""
+
+    def __init__(self, model: nn.Module, data: Dataset, cfg: TrainConfig, seed: int = 0, device: str | None = None,
+                 horizon: int | None = None):
+        self.dev = pick_device(device)
+        self.model, self.data, self.cfg = model.to(self.dev), data, cfg
+        self.params = [p for p in model.parameters() if p.requires_grad]
+        if cfg.optimizer == "adam":
+            self.opt: torch.optim.Optimizer = torch.optim.Adam(self.params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        elif cfg.optimizer == "sgd":
+            self.opt = torch.optim.SGD(self.params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay,
+                                       nesterov=cfg.momentum > 0)
+        else:
+            raise ValueError(f"unknown optimizer {cfg.optimizer!r}")
+        self.n = len(data.y_train)
+        total = max(1, max(cfg.epochs, horizon or 0) * max(1, math.ceil(self.n / cfg.batch_size)))
+        self.sched = torch.optim.lr_scheduler.LambdaLR(
+            self.opt, (lambda s: 0.5 * (1 + math.cos(math.pi * s / total))) if cfg.schedule == "cosine"
+            else (lambda s: 1.0))
+        self.gen = torch.Generator().manual_seed(seed)
+        self.epoch = 0
+        self.history: list[dict[str, float]] = []
+        self.seconds = 0.0
+        self.train_loss = float("nan")
+
+    def train_until(self, epochs: int, deadline: float | None = None, validate: bool = False,
+                    on_epoch: Callable[[dict[str, float]], None] | None = None) -> None:
+        """Train epochs ``self.epoch + 1 .. epochs``; ``deadline`` (``time.time()``) is checked before every batch
+        (BudgetExhausted); ``validate``: val accuracy and loss after every epoch (the learning curve)."""
+        x_train, y_train = self.data.x_train.to(self.dev), self.data.y_train.to(self.dev)
+        bs = self.cfg.batch_size
+        while self.epoch < epochs:
+            t0 = time.perf_counter()
+            self.model.train()
+            perm = torch.randperm(self.n, generator=self.gen).to(self.dev)
+            loss_sum, loss_n = 0.0, 0
+            for i in range(0, self.n, bs):
+                if deadline is not None and time.time() >= deadline:
+                    raise BudgetExhausted(self.epoch, list(self.history))
+                idx = perm[i:i + bs]
+                if len(idx) < 2 and self.n > 1:  # BatchNorm cannot train on one sample
+                    continue
+                out = self.model(x_train[idx])
+                loss = F.cross_entropy(_logits(out), y_train[idx], label_smoothing=self.cfg.label_smoothing)
+                if isinstance(out, (tuple, list)) and len(out) > 1 and out[1] is not None:
+                    loss = loss + 0.4 * F.cross_entropy(out[1], y_train[idx], label_smoothing=self.cfg.label_smoothing)
+                optimizer_step(loss, self.opt, self.sched, self.params, self.cfg.grad_clip, self.epoch)
+                loss_sum += float(loss.detach()) * len(idx)
+                loss_n += len(idx)
+            self.epoch += 1
+            self.train_loss = loss_sum / max(1, loss_n)
+            rec = {"epoch": self.epoch, "train_loss": self.train_loss}
+            if validate or on_epoch is not None:
+                rec["val_accuracy"], rec["val_loss"] = accuracy_and_loss(self.model, self.data.x_val,
+                                                                         self.data.y_val, device=self.dev)
+            self.seconds += time.perf_counter() - t0
+            rec["seconds"] = self.seconds
+            self.history.append(rec)
+            if on_epoch is not None:
+                on_epoch(rec)
+
+    def result(self) -> TrainResult:
+        val, val_loss = accuracy_and_loss(self.model, self.data.x_val, self.data.y_val, device=self.dev)
+        test = accuracy(self.model, self.data.x_test, self.data.y_test, device=self.dev)
+        return TrainResult(val, test, self.train_loss, self.seconds, self.epoch, self.history, val_loss)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"model": self.model.state_dict(), "optimizer": self.opt.state_dict(),
+                "scheduler": self.sched.state_dict(), "generator": self.gen.get_state(),
+                "rng": torch.get_rng_state(), "epoch": self.epoch, "seconds": self.seconds,
+                "train_loss": self.train_loss, "history": [dict(h) for h in self.history]}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.model.load_state_dict(state["model"])
+        self.opt.load_state_dict(state["optimizer"])
+        self.sched.load_state_dict(state["scheduler"])
+        self.gen.set_state(state["generator"])
+        torch.set_rng_state(state["rng"])
+        self.epoch, self.seconds = int(state["epoch"]), float(state["seconds"])
+        self.train_loss = float(state["train_loss"])
+        self.history = [dict(h) for h in state["history"]]
+
+
 def train_model(model: nn.Module, data: Dataset, cfg: TrainConfig, seed: int = 0, device: str | None = None,
-                on_epoch: Callable[[dict[str, float]], None] | None = None) -> TrainResult:
+                on_epoch: Callable[[dict[str, float]], None] | None = None,
+                deadline: float | None = None) -> TrainResult:
     """Train on ``data``'s training split; report val and test accuracy (percent).
 
     Deterministic on CPU for a given seed: batch order comes from a seeded ``torch.Generator``.
-    Raises TrainingDiverged when the loss is not finite.
+    Raises TrainingDiverged when the loss is not finite, BudgetExhausted when ``deadline`` passes.
     """
-    dev = pick_device(device)
-    model.to(dev)
-    params = [p for p in model.parameters() if p.requires_grad]
-    if cfg.optimizer == "adam":
-        opt: torch.optim.Optimizer = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    elif cfg.optimizer == "sgd":
-        opt = torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay,
-                              nesterov=cfg.momentum > 0)
-    else:
-        raise ValueError(f"unknown optimizer {cfg.optimizer!r}")
-    n = len(data.y_train)
-    steps_per_epoch = max(1, math.ceil(n / cfg.batch_size))
-    total = max(1, cfg.epochs * steps_per_epoch)
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, (lambda s: 0.5 * (1 + math.cos(math.pi * s / total))) if cfg.schedule == "cosine" else (lambda s: 1.0))
-    gen = torch.Generator().manual_seed(seed)
-    x_train, y_train = data.x_train.to(dev), data.y_train.to(dev)
-    history: list[dict[str, float]] = []
-    start = time.perf_counter()
-    loss_sum, loss_n = 0.0, 0
-    for epoch in range(cfg.epochs):
-        model.train()
-        perm = torch.randperm(n, generator=gen).to(dev)
-        loss_sum, loss_n = 0.0, 0
-        for i in range(0, n, cfg.batch_size):
-            idx = perm[i:i + cfg.batch_size]
-            if len(idx) < 2 and n > 1:  # BatchNorm cannot train on one sample
-                continue
-            out = model(x_train[idx])
-            loss = F.cross_entropy(_logits(out), y_train[idx], label_smoothing=cfg.label_smoothing)
-            if isinstance(out, (tuple, list)) and len(out) > 1 and out[1] is not None:
-                loss = loss + 0.4 * F.cross_entropy(out[1], y_train[idx], label_smoothing=cfg.label_smoothing)
-            optimizer_step(loss, opt, sched, params, cfg.grad_clip, epoch)
-            loss_sum += float(loss.detach()) * len(idx)
-            loss_n += len(idx)
-        rec = {"epoch": epoch + 1, "train_loss": loss_sum / max(1, loss_n)}
-        if on_epoch is not None:
-            rec["val_accuracy"] = accuracy(model, data.x_val, data.y_val, device=dev)
-            on_epoch(rec)
-        history.append(rec)
-    seconds = time.perf_counter() - start
-    val = accuracy(model, data.x_val, data.y_val, device=dev)
-    test = accuracy(model, data.x_test, data.y_test, device=dev)
-    return TrainResult(val, test, loss_sum / max(1, loss_n), seconds, cfg.epochs, history)
+    trainer = Trainer(model, data, cfg, seed=seed, device=device)
+    trainer.train_until(cfg.epochs, deadline=deadline, on_epoch=on_epoch)
+    return trainer.result()
+
+
+@torch.no_grad()
+def accuracy_and_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 512,
+                      device: torch.device | None = None) -> tuple[float, float]:
+    """Top-1 accuracy (percent) and mean cross-entropy; the loss breaks ties when accuracy saturates."""
+    if len(y) == 0:
+        return float("nan"), float("nan")
+    device = device or next(model.parameters(), torch.empty(0)).device
+    was_training = model.training
+    model.eval()
+    correct, loss = 0, 0.0
+    for i in range(0, len(y), batch_size):
+        out = _logits(model(x[i:i + batch_size].to(device))).cpu()
+        yb = y[i:i + batch_size]
+        correct += int((out.argmax(1) == yb).sum())
+        loss += float(F.cross_entropy(out, yb, reduction="sum"))
+    model.train(was_training)
+    return 100.0 * correct / y.numel(), loss / y.numel()
 
 
 def count_params(model: nn.Module, exclude: str | None = None) -> int:

@@ -31,6 +31,7 @@ from .base import register_evaluator
 __all__ = ["TabularEvaluator", "TableRow", "cell_key", "load_table", "default_table_path", "DEFAULT_TABLE", "COLUMNS"]
 
 DEFAULT_TABLE = "nb201_cifar10_12ep.csv.gz"
+DEFAULT_COST_TABLE = "nb201_cifar10_cost.csv.gz"  # per cell: CIFAR-10 training seconds per epoch, eval seconds
 VAL, TEST = "cifar10-val", "cifar10-test"
 COLUMNS = ("arch", "cellstr", VAL, TEST)
 _LABELS = tuple(edge_label(i, j) for i, j in EDGES)  # the cell string's edge order
@@ -160,17 +161,20 @@ class TabularEvaluator:
     (``metrics_tables=[]`` joins none). ``hardware=DEVICE`` also reports the column ``DEVICE_ms`` as
     ``latency_ms``, so that latency constraints and Pareto objectives work on the table.
 
-    Simulated cost (``Result.cost_seconds``), so that time-budgeted comparisons are possible:
-    ``seconds_per_query + seconds_per_epoch * epochs``, where ``epochs`` is the table's training length (12 for
-    the shipped table). Both rates default to 0; the model is deliberately flat (every cell costs the same)
-    because the table holds no training times. ``fidelity`` is ignored: a table holds one training length.
+    Simulated cost (``Result.cost_seconds`` and the metric ``train_seconds``), so that time-budgeted comparisons
+    run on a virtual clock (Syne Tune's simulated backend): ``seconds_per_query + seconds_per_epoch * epochs``,
+    where ``epochs`` is the table's training length (12) and ``seconds_per_epoch`` by default each cell's own
+    measured CIFAR-10 training seconds per epoch (``cost_table``, shipped; NAS-Bench-201's protocol charges the
+    training time, not the evaluation: 12,000 s hold about 109 queries). ``cost_table=None`` with the rates
+    given charges every cell the same. ``fidelity`` is ignored: a table holds one training length.
     """
 
     name = "tabular"
 
     def __init__(self, space: SearchSpace, table: str | Path | None = None, seconds_per_query: float = 0.0,
                  seconds_per_epoch: float = 0.0, epochs: int = TABLE_EPOCHS,
-                 metrics_tables: str | Path | list[str | Path] | None = None, hardware: str | None = None):
+                 metrics_tables: str | Path | list[str | Path] | None = None, hardware: str | None = None,
+                 cost_table: str | None = "default"):
         _check_space(space)
         if seconds_per_query < 0 or seconds_per_epoch < 0 or epochs < 0:
             raise UserError("tabular evaluator: seconds_per_query, seconds_per_epoch and epochs must be >= 0")
@@ -187,6 +191,25 @@ class TabularEvaluator:
                              "arch_index": float(r.arch_index)} for k, r in self.rows.items()}
         self.metrics_tables = self._join(metrics_tables, hardware)
         self.hardware = hardware
+        self.cost_table = cost_table
+        self._costs = self._load_costs(cost_table) if cost_table is not None and seconds_per_epoch == 0 else {}
+        for key, c in self._costs.items():
+            self._metrics[key]["train_seconds"] = c
+
+    def _load_costs(self, cost_table: str) -> dict[CellKey, float]:
+        """cell key -> simulated seconds of one query (``epochs`` x the cell's training seconds per epoch)."""
+        from .metrics_table import load_metrics_table
+        path = Path(str(resources.files("archsearch").joinpath("data", DEFAULT_COST_TABLE))) \
+            if cost_table == "default" else Path(cost_table).expanduser()
+        table = load_metrics_table(path)
+        if "train_seconds_per_epoch" not in table.columns:
+            raise UserError(f"cost table {path}: no column train_seconds_per_epoch")
+        out = {}
+        for key, row in self.rows.items():
+            got = table.rows.get(row.arch_index)
+            if got is not None and got.get("train_seconds_per_epoch") is not None:
+                out[key] = self.seconds_per_query + float(got["train_seconds_per_epoch"]) * self.epochs
+        return out
 
     def _join(self, tables: str | Path | list[str | Path] | None, hardware: str | None) -> list[str] | None:
         """Add the columns of the metrics tables (and ``latency_ms`` for ``hardware``) to every row."""
@@ -238,7 +261,7 @@ class TabularEvaluator:
         if m is None:
             return Result(status=FAILED, error=f"cell {self._describe(arch)} is not in table {self.table_path}",
                           cost_seconds=self.cost_seconds)
-        return Result(metrics=dict(m), cost_seconds=self.cost_seconds)
+        return Result(metrics=dict(m), cost_seconds=m.get("train_seconds", self.cost_seconds))
 
     def lookup(self, arch: Architecture) -> TableRow | None:
         """The table row of ``arch`` (None when the table lacks it)."""
@@ -254,7 +277,7 @@ class TabularEvaluator:
 
     def config(self) -> dict[str, Any]:
         cfg = {"table": self.table, "seconds_per_query": self.seconds_per_query,
-               "seconds_per_epoch": self.seconds_per_epoch, "epochs": self.epochs}
+               "seconds_per_epoch": self.seconds_per_epoch, "epochs": self.epochs, "cost_table": self.cost_table}
         if self.metrics_tables is not None:
             cfg["metrics_tables"] = list(self.metrics_tables)
         if self.hardware is not None:

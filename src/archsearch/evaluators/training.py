@@ -2,7 +2,9 @@
 fidelity), report val accuracy (the search signal), test accuracy (reporting only), parameters and seconds."""
 from __future__ import annotations
 
+import os
 import traceback
+from pathlib import Path
 from dataclasses import asdict
 from typing import Any
 
@@ -11,8 +13,9 @@ import torch
 from ..data import Dataset, load_data
 from ..hardware.probe import HardwareProbe
 from ..result import Result
+from ..safeload import safe_load
 from ..space import Architecture, SearchSpace
-from ..train import TrainConfig, TrainingDiverged, count_params, train_model
+from ..train import BudgetExhausted, TrainConfig, Trainer, TrainingDiverged, count_params
 from .base import register_evaluator
 
 _DATA_CACHE: dict[str, Dataset] = {}  # per process: workers load each dataset once
@@ -61,18 +64,42 @@ class TrainingEvaluator:
             torch.manual_seed(seed)
             return self.space.build(arch, self.data.shape)
 
-    def evaluate(self, arch: Architecture, seed: int = 0, fidelity: float | None = None) -> Result:
+    #: the study may pass ``checkpoint``, ``deadline`` and ``horizon`` (multi-fidelity scheduling, budgets)
+    resumable = True
+
+    def static_metrics(self, arch: Architecture, seed: int = 0) -> dict[str, float]:
+        """params, FLOPs (and a latency table's prediction) without training: constraints are checked at ask
+        time on these."""
+        return {"params": float(count_params(m := self.build(arch, seed))), **self.hardware.static(m, self.data.shape)}
+
+    def evaluate(self, arch: Architecture, seed: int = 0, fidelity: float | None = None,
+                 checkpoint: str | None = None, deadline: float | None = None,
+                 horizon: float | None = None) -> Result:
+        """Train ``arch`` to ``fidelity`` epochs (default: the configured epochs). ``checkpoint``: a file to
+        continue from when it exists and to save after every epoch (a promoted trial is never retrained);
+        ``deadline``: ``time.time()`` at which training stops (the run's budget; the result is ``stopped`` with
+        its partial curve); ``horizon``: the epochs the LR schedule spans (the scheduler's largest rung)."""
         cfg = self.train_cfg
         if fidelity is not None:
             cfg = TrainConfig(**{**asdict(cfg), "epochs": max(1, int(round(fidelity)))})
+        horizon_epochs = None if horizon is None else max(cfg.epochs, int(round(horizon)))
+        trainer = None
         try:
             model = self.build(arch, seed)
             params = count_params(model)
             hardware = self.hardware.static(model, self.data.shape)
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(seed)
-                tr = train_model(model, self.data, cfg, seed=seed, device=self.device)
+                trainer = Trainer(model, self.data, cfg, seed=seed, device=self.device, horizon=horizon_epochs)
+                if checkpoint is not None and Path(checkpoint).exists():
+                    trainer.load_state_dict(safe_load(checkpoint))
+                save = None if checkpoint is None else (lambda _rec: _save(trainer.state_dict(), checkpoint))
+                trainer.train_until(cfg.epochs, deadline=deadline, validate=checkpoint is not None, on_epoch=save)
+                tr = trainer.result()
             hardware.update(self.hardware.latency(model, self.data.shape))
+        except BudgetExhausted as e:
+            return Result(metrics={"params": float(params), "epochs": float(e.epochs_done), **hardware},
+                          status="stopped", error=str(e), curve=e.history)
         except TrainingDiverged as e:
             return Result.failure(f"training diverged: {e}")
         except Exception as e:  # a trial that crashes is a failed trial, never a lost run
@@ -81,9 +108,17 @@ class TrainingEvaluator:
             return Result.failure(f"{type(e).__name__}: {e}{where}")
         metrics = {"val_accuracy": tr.val_accuracy, "test_accuracy": tr.test_accuracy, "params": float(params),
                    "train_seconds": tr.train_seconds, "epochs": float(cfg.epochs), "train_loss": tr.train_loss,
-                   **hardware}
+                   "val_loss": tr.val_loss, **hardware}
         from ..text import TextDataset, language_model_metrics
         if isinstance(self.data, TextDataset):  # language models: val/test perplexity (lower is better)
             metrics.update(language_model_metrics(model, self.data))
         state = {k: v.detach().cpu() for k, v in model.state_dict().items()} if self.keep_weights else None
-        return Result(metrics=metrics, state_dict=state, cost_seconds=tr.train_seconds)
+        return Result(metrics=metrics, state_dict=state, cost_seconds=tr.train_seconds, curve=tr.history)
+
+
+def _save(state: dict, path: str) -> None:
+    """Write a checkpoint atomically (a kill mid-write leaves the previous one)."""
+    tmp = f"{path}.tmp"
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    torch.save(state, tmp)
+    os.replace(tmp, path)

@@ -25,6 +25,14 @@ class Job:
     arch: Architecture
     seed: int
     fidelity: float | None = None
+    checkpoint: str | None = None  # continue from / save to this file (multi-fidelity: a promoted trial)
+    deadline: float | None = None  # time.time() when the run's budget ends (checked inside epochs)
+    horizon: float | None = None  # the largest fidelity of the schedule (the LR schedule's length)
+
+    def options(self) -> dict[str, Any]:
+        """The evaluator keywords this job sets (only evaluators declaring ``resumable`` get any)."""
+        return {k: v for k, v in (("checkpoint", self.checkpoint), ("deadline", self.deadline),
+                                  ("horizon", self.horizon)) if v is not None}
 
 
 class Executor:
@@ -47,7 +55,7 @@ class Executor:
 def safe_evaluate(evaluate: EvaluateFn, job: Job) -> Result:
     """Run one evaluation; any exception becomes a failed Result (a crashing trial never loses the run)."""
     try:
-        result = evaluate(job.arch, job.seed, job.fidelity)
+        result = evaluate(job.arch, job.seed, job.fidelity, **job.options())
         if not isinstance(result, Result):
             return Result.failure(f"evaluator returned {type(result).__name__}, not a Result")
         return result

@@ -46,7 +46,7 @@ def write_report(run_dir: str | Path, out: str | Path | None = None, max_rows: i
         space = space_of(summary)
     except Exception as e:
         raise UserError(f"{run_dir}: cannot rebuild its space ({type(e).__name__}: {e})") from None
-    store = RunStore(run_dir)
+    store = RunStore(run_dir, read_only=True)
     try:
         epochs = store.epochs()
     finally:
@@ -90,6 +90,17 @@ def write_report(run_dir: str | Path, out: str | Path | None = None, max_rows: i
                                                        f"{len(ok)} successful trials", xlabel="accuracy (%)"
                                                        if "val_accuracy" in vals else "objective")
     parts.append(("Distribution of results", _img(figs["distribution"])))
+    ref_html = _reference_html(summary)
+    if ref_html:
+        parts.append(("Found vs hand-designed reference", ref_html))
+    if any(any(r.get("val_accuracy") is not None for r in c) for c in summary.curves.values()):
+        figs["curves"] = plots.plot_curves(summary.curves, summary.rungs, out / "curves.png",
+                                           (summary.reference or {}).get("curve"))
+        n_multi = sum(1 for fs in summary.rungs.values() if len(fs) > 1)
+        note = "Validation accuracy after every trained epoch of every trial" + (
+            f"; dashed lines are the scheduler's rungs ({n_multi} trials promoted past the first)." if summary.rungs
+            else ".")
+        parts.append(("Learning curves", f"<p>{note}</p>" + _img(figs["curves"])))
 
     # best architecture
     best = summary.best
@@ -174,6 +185,23 @@ def _candidates(space, label: str) -> list[str]:
         return [str(o) for o in space.decision(label).options]
     except Exception:
         return []
+
+
+def _reference_html(summary) -> str | None:
+    """'best found vs reference: +x.xx points', said plainly when the search did not beat it."""
+    ref = summary.reference
+    if not ref:
+        return None
+    text = html.escape(str(ref.get("text", "")))
+    if ref.get("status") != "ok":
+        return f"<p>The reference <code>{text}</code> has no result ({html.escape(str(ref.get('error')))}).</p>"
+    dv, dt = summary.versus_reference("val_accuracy"), summary.versus_reference("test_accuracy")
+    m = ref.get("metrics", {})
+    verdict = "" if dv is None or dv > 0 else " <b>The search did not beat the hand-designed reference.</b>"
+    return (f"<p>The space's hand-designed reference <code>{text}</code>, trained by the same evaluator, seed and "
+            f"fidelity: val {_fmt(m.get('val_accuracy'))}%, test {_fmt(m.get('test_accuracy'))}%.</p>"
+            f"<p>best found vs reference: <b>{'-' if dv is None else f'{dv:+.2f}'}</b> points val, "
+            f"{'-' if dt is None else f'{dt:+.2f}'} points test.{verdict}</p>")
 
 
 def _img(path: Path) -> str:

@@ -56,6 +56,29 @@ def plot_progress(trials: Sequence[Any], value_name: str, path: Path) -> Path:
     return _save(fig, path)
 
 
+def plot_curves(curves: dict[int, list[dict[str, Any]]], rungs: dict[int, list[float]], path: Path,
+                reference: list[dict[str, Any]] | None = None, max_lines: int = 300) -> Path:
+    """Every trial's validation accuracy per epoch (multi-fidelity runs: where each stopped, the rungs as
+    vertical lines), the hand-designed reference's curve in black."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(8, 4), dpi=110)
+    for t, rows in list(curves.items())[-max_lines:]:
+        pts = [(r["epoch"], r["val_accuracy"]) for r in rows if r.get("val_accuracy") is not None]
+        if pts:
+            ax.plot(*zip(*pts), color="tab:blue", alpha=0.35, lw=1, marker="." if len(pts) == 1 else None)
+    for f in sorted({f for fs in rungs.values() for f in fs}):
+        ax.axvline(f, color="0.7", lw=0.8, ls="--")
+    if reference:
+        pts = [(r["epoch"], r["val_accuracy"]) for r in reference if r.get("val_accuracy") is not None]
+        if pts:
+            ax.plot(*zip(*pts), color="black", lw=2, label="hand-designed reference")
+            ax.legend(loc="lower right", fontsize=8)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("validation accuracy (%)")
+    ax.grid(alpha=0.3)
+    return _save(fig, path)
+
+
 def plot_oneshot_progress(epochs: Sequence[Any], path: Path) -> Path:
     """A one-shot search's metrics per epoch (the supernet's accuracies and losses) against epoch and time."""
     plt = _plt()

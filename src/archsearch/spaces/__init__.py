@@ -13,15 +13,18 @@ class SpaceEntry:
     fn: SpaceFunction
     formatter: Callable[[SearchSpace, Architecture], str] | None = None
     parser: Callable[[SearchSpace, str], Architecture] | None = None
+    reference: Callable[[SearchSpace], Architecture] | None = None
 
 
 SPACES: Registry[SpaceEntry] = Registry("space")
 
 
-def register_space(name: str, formatter=None, parser=None) -> Callable[[SpaceFunction], SpaceFunction]:
-    """Register a space function under ``name`` (optionally with its own text form)."""
+def register_space(name: str, formatter=None, parser=None, reference=None
+                   ) -> Callable[[SpaceFunction], SpaceFunction]:
+    """Register a space function under ``name`` (optionally with its own text form, and ``reference``: a function
+    ``space -> Architecture`` giving the hand-designed architecture every search is compared with)."""
     def deco(fn: SpaceFunction) -> SpaceFunction:
-        SPACES.register(name)(SpaceEntry(fn, formatter, parser))
+        SPACES.register(name)(SpaceEntry(fn, formatter, parser, reference))
         return fn
     return deco
 
@@ -29,7 +32,10 @@ def register_space(name: str, formatter=None, parser=None) -> Callable[[SpaceFun
 def get_space(name: str, **config: Any) -> SearchSpace:
     """The registered space ``name`` with its configuration (e.g. ``get_space("cell", layers=8)``)."""
     entry = SPACES.get(name)
-    return SearchSpace(entry.fn, name=name, config=dict(config), formatter=entry.formatter, parser=entry.parser)
+    from .references import REFERENCES
+    ref = entry.reference or REFERENCES.get(name)
+    return SearchSpace(entry.fn, name=name, config=dict(config), formatter=entry.formatter, parser=entry.parser,
+                       reference_fn=ref)
 
 
 def space_names() -> list[str]:

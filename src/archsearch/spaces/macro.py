@@ -2,7 +2,9 @@
 ICLR 2017: a chain of L layers, each choosing its op type (conv, depthwise-separable conv, max/avg pool,
 identity), kernel size, number of filters, and skip connections from any earlier layers (the paper's anchor
 points). Skip inputs are projected (1x1 conv + BN, resized by average pooling) and added to the layer's input.
-Fixed 2x2 max-pool reductions sit before the layers listed in ``reduce_at``.
+Fixed 2x2 max-pool reductions sit before the layers listed in ``reduce_at``. On inputs of 24 pixels or more the
+stem convolves with stride 2 (``stem_stride``, automatic by default), as Zoph & Le's and NASNet's ImageNet
+networks reduce early, so a trial's cost does not grow with height x width at full resolution.
 """
 from __future__ import annotations
 
@@ -76,9 +78,11 @@ class MacroLayer(nn.Module):
 
 class MacroNetwork(nn.Module):
     def __init__(self, c: Chooser, shape: InputShape, layers: int, stem_channels: int, kernels, filters,
-                 reduce_at: Sequence[int]):
+                 reduce_at: Sequence[int], stem_stride: int | None = None):
         super().__init__()
-        self.stem = ConvBNReLU(shape.channels, stem_channels, 3)
+        if stem_stride is None:
+            stem_stride = 2 if min(shape.height, shape.width) >= 24 else 1
+        self.stem = ConvBNReLU(shape.channels, stem_channels, 3, stride=int(stem_stride))
         channels = [stem_channels]  # outputs available as skip sources: stem, layer 0, layer 1, ...
         self.layers = nn.ModuleList()
         for i in range(layers):
@@ -112,10 +116,12 @@ def to_string(space, arch) -> str:
 @register_space("macro", formatter=to_string)
 def macro(c: Chooser, shape: InputShape, layers: int = 6, stem_channels: int = 16,
           kernels: Sequence[int] = (1, 3, 5, 7), filters: Sequence[int] = (16, 24, 32, 48),
-          reduce_at: Sequence[int] | None = None) -> nn.Module:
-    """Zoph & Le (ICLR 2017) layer-wise space. ``reduce_at`` defaults to layers L/3 and 2L/3."""
+          reduce_at: Sequence[int] | None = None, stem_stride: int | None = None) -> nn.Module:
+    """Zoph & Le (ICLR 2017) layer-wise space. ``reduce_at`` defaults to layers L/3 and 2L/3; ``stem_stride``
+    None: 2 on inputs of 24 pixels or more, else 1."""
     if layers < 1:
         raise ValueError("a macro network needs at least one layer")
     if reduce_at is None:
         reduce_at = sorted({layers // 3, 2 * layers // 3} - {0})
-    return MacroNetwork(c, shape, layers, stem_channels, tuple(kernels), tuple(filters), tuple(reduce_at))
+    return MacroNetwork(c, shape, layers, stem_channels, tuple(kernels), tuple(filters), tuple(reduce_at),
+                        stem_stride)

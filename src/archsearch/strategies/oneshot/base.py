@@ -10,6 +10,8 @@ exactly as an uninterrupted one.
 """
 from __future__ import annotations
 
+import time
+
 import dataclasses
 import math
 from dataclasses import dataclass
@@ -115,6 +117,8 @@ class OneShotStrategy:
         calib = torch.randperm(len(self.y_train), generator=torch.Generator().manual_seed(self.seed + 1))
         self.calib_idx = calib[: o.bn_batches * o.batch_size].to(d)
         self.dp: DataParallel | None = None  # set by a data-parallel run (see distributed.py)
+        self.deadline: float | None = None  # time.time() when the search budget ends (checked every batch)
+        self.partial = False  # the last epoch was cut short by the deadline
 
     # --- the loop --------------------------------------------------------------------------------------------------
     def run_epoch(self) -> dict[str, float]:
@@ -129,16 +133,28 @@ class OneShotStrategy:
             g["lr"] = self._lr()
         self.model.train()
         losses = []
+        self.partial = False
         for (xt, yt), (xv, yv) in zip(self._batches(self.x_train, self.y_train),
                                       self._cycle(self.x_val, self.y_val)):
+            if self._out_of_time():
+                self.partial = True
+                break
             losses.append(self.step(xt, yt, xv, yv))
         mean = sum(losses) / max(1, len(losses))
         if self.dp is not None:
             self.dp.average_buffers(self.model)
             mean = self.dp.sum([mean])[0] / self.dp.world
-        self.end_epoch()
+        if not self.partial:  # a partial epoch (the budget ran out) skips the once-per-epoch work
+            self.end_epoch()
         self.epoch += 1
         return mean
+
+    def _out_of_time(self) -> bool:
+        """The budget's deadline passed (data-parallel: rank 0 decides and every rank stops at the same batch)."""
+        late = self.deadline is not None and time.time() >= self.deadline
+        if self.dp is not None:
+            return not self.dp.go_on(not late)
+        return late
 
     def step(self, xt: torch.Tensor, yt: torch.Tensor, xv: torch.Tensor, yv: torch.Tensor) -> float:
         """Update on one training batch (w) and one validation batch (α); return the training loss."""

@@ -30,6 +30,7 @@ import socket
 import time
 import traceback
 import types
+from ...safeload import safe_load
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
@@ -301,7 +302,7 @@ def rank_main(rank: int, world: int, addr: str, port: int, config: dict[str, Any
                             config["budget"]["epochs"], seed=config["seed"], device=_rank_device(config, rank),
                             **config["strategy"]["options"])
     if checkpoint and os.path.exists(checkpoint):
-        strategy.load_state_dict(torch.load(checkpoint, map_location="cpu", weights_only=False)["strategy"])
+        strategy.load_state_dict(safe_load(checkpoint)["strategy"])
     parent = os.getppid()
     strategy.dp = init_group(rank, world, addr, port, strategy.device, shared,
                              alive=(lambda: os.getppid() == parent) if shared is not None else None)

@@ -19,6 +19,8 @@ from __future__ import annotations
 import json
 import os
 import time
+from ...runlock import acquire
+from ...safeload import safe_load
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -129,10 +131,13 @@ class OneShotStudy:
                          "sync_bn": bool(sync_bn),
                          "threads": threads or max(1, (os.cpu_count() or 1) // workers)},
         }
+        lock = acquire(run_dir)  # one writer per run directory
         store = RunStore(run_dir, create=True)
         store.set_meta("config", config)
         store.set_meta("elapsed_seconds", 0.0)
-        return cls(run_dir, store, config)
+        study = cls(run_dir, store, config)
+        study.run_lock = lock
+        return study
 
     @classmethod
     def resume(cls, run_dir: str | Path) -> "OneShotStudy":
@@ -143,7 +148,9 @@ class OneShotStudy:
         config = store.get_meta("config")
         if not config or config.get("kind") != KIND:
             raise UserError(f"{run_dir} is not a one-shot run")
-        return cls(run_dir, store, config)
+        study = cls(run_dir, store, config)
+        study.run_lock = acquire(run_dir)
+        return study
 
     @property
     def epochs_done(self) -> int:
@@ -159,9 +166,15 @@ class OneShotStudy:
             on_train: Callable[[Architecture], None] | None = None) -> StudySummary:
         """Search (from the last checkpoint, if any), derive, evaluate the derived architecture, store it."""
         par = self.config.get("parallel") or {"workers": 1}
-        if par["workers"] > 1:
-            return self._run_parallel(par, on_epoch, on_train)
-        return self._run(self.make_strategy(), on_epoch, on_train)
+        try:
+            if par["workers"] > 1:
+                return self._run_parallel(par, on_epoch, on_train)
+            return self._run(self.make_strategy(), on_epoch, on_train)
+        finally:
+            lock = getattr(self, "run_lock", None)
+            if lock is not None:
+                lock.release()
+                self.run_lock = None
 
     def _run_parallel(self, par: dict[str, Any], on_epoch, on_train) -> StudySummary:
         """Rank 0 of a data-parallel search: start the other ranks, search with them, evaluate alone."""
@@ -196,10 +209,12 @@ class OneShotStudy:
         ckpt = self.run_dir / CHECKPOINT
         self._elapsed0 = 0.0
         if ckpt.exists():
-            state = torch.load(ckpt, map_location="cpu", weights_only=False)
+            state = safe_load(ckpt)
             strategy.load_state_dict(state["strategy"])
             self._elapsed0 = float(state["elapsed"])
-            self.store.add_epoch(**state["record"])  # in case the process died between the two writes
+            record = dict(state["record"])  # the architecture is stored as its dict (plain data, weights_only)
+            record["arch"] = Architecture(record["arch"]) if record.get("arch") is not None else None
+            self.store.add_epoch(**record)  # in case the process died between the two writes
         self._t0 = time.perf_counter()
 
     def _elapsed(self) -> float:
@@ -209,18 +224,29 @@ class OneShotStudy:
         """The search epochs (from the loaded checkpoint), each checkpointed and recorded."""
         ckpt = self.run_dir / CHECKPOINT
         elapsed = self._elapsed
-        seconds = self.config["budget"].get("seconds")
-        cap = seconds if self.strategy_name != "nasib" else None
+        cap = self.config["budget"].get("seconds")
+        # the deadline is checked before every batch (a partial last epoch is recorded as such); NASIB also
+        # sizes its schedule to the budget, the others fit their epochs to it after timing the first one
+        strategy.deadline = None if cap is None else time.time() + cap - elapsed()
         while strategy.epoch < strategy.total_epochs and not (cap is not None and elapsed() >= cap):
             if strategy.dp is not None:
                 strategy.dp.go_on(True)
+            t_epoch = time.perf_counter()
             metrics = strategy.run_epoch()
+            if strategy.partial:
+                metrics["partial"] = 1.0
+            elif cap is not None and strategy.epoch == 1 and self.strategy_name != "nasib":
+                fit = max(1, int((cap - elapsed()) / max(1e-6, time.perf_counter() - t_epoch))) + 1
+                if fit < strategy.total_epochs:  # the schedule (e.g. DARTS' cosine LR) spans what fits
+                    strategy.total_epochs = fit
+                    metrics["total_epochs"] = float(fit)
             arch = strategy.epoch_architecture()
             metrics["seconds"] = elapsed()
             alphas = strategy.supernet.probabilities() if strategy.searches_alpha else None
             record = {"epoch": strategy.epoch, "metrics": metrics, "alphas": alphas, "arch": arch,
                       "extra_meta": {"elapsed_seconds": elapsed(), "total_epochs": strategy.total_epochs}}
-            _atomic_save({"strategy": strategy.state_dict(), "record": record, "elapsed": elapsed()}, ckpt)
+            _atomic_save({"strategy": strategy.state_dict(), "elapsed": elapsed(),
+                          "record": {**record, "arch": arch.to_dict() if arch is not None else None}}, ckpt)
             self.store.add_epoch(**record)
             if on_epoch is not None:
                 on_epoch(EpochProgress(strategy.epoch, strategy.total_epochs, metrics, arch, elapsed()))

@@ -182,7 +182,7 @@ FAMILIES: dict[str, Family] = {
     "worker": Family(
         "worker",
         lambda w, r: ["search", *TINY_MACRO, "--strategy", "random", "--epochs", "2", "--trials", "6",
-                      "--executor", "process", "--workers", "2", "--data", str(_tiny_npz(w)), "--seed", "4",
+                      "--executor", "process", "--workers", "2", "--retries", "1", "--data", str(_tiny_npz(w)), "--seed", "4",
                       "--no-reference", "--quiet", "--out", str(r)],
         lambda w, r: ["search", "--resume", str(r), "--quiet"], {"trials": 6}, deterministic=False,
         kill_worker=True),

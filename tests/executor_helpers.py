@@ -16,10 +16,22 @@ class Misbehaving:
     ``always``) or hangs, depending on ``mode``."""
 
     def __init__(self, space, marker_dir: str, victim: int = 2, mode: str = "kill", always: bool = False,
-                 seconds: float = 0.05):
+                 seconds: float = 0.05, start_deaths: int = 0):
         self.space = space
+        self.start_deaths = start_deaths  # the first N worker processes that unpickle it die while starting
         self.target = space.sample(np.random.default_rng(123))
         self.marker_dir, self.victim, self.mode, self.always, self.seconds = marker_dir, victim, mode, always, seconds
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        if os.getpid() != state.get("_driver", os.getpid()):
+            deaths = len(list(Path(self.marker_dir).glob("start-death-*")))
+            if deaths < self.start_deaths:
+                (Path(self.marker_dir) / f"start-death-{deaths}").touch()
+                os.kill(os.getpid(), signal.SIGKILL)
+
+    def __getstate__(self):
+        return {**self.__dict__, "_driver": os.getpid()}
 
     def config(self):
         return {}

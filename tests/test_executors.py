@@ -49,6 +49,17 @@ def test_a_killed_worker_fails_or_retries_its_trial_and_the_search_goes_on(tmp_p
     assert sum(t.status == "ok" for t in summary.trials) >= 5
 
 
+@pytest.mark.parametrize("deaths, ok", [(2, True), (6, False)])
+def test_a_worker_killed_while_starting_is_started_again(tmp_path, deaths, ok):
+    """Two starts killed (by an OOM killer, say) are replaced; a slot whose every start dies stops with a line."""
+    kw = {"evaluator_options": {"victim": -1, "start_deaths": deaths}, "threads": 1}
+    if ok:
+        assert study(tmp_path, "process", trials=4, **kw).run().counts == {"ok": 4}
+    else:
+        with pytest.raises(RuntimeError, match="failed to start: worker process was killed"):
+            study(tmp_path, "process", trials=4, **kw).run()
+
+
 def test_a_hung_trial_is_stopped_by_the_timeout(tmp_path):
     t0 = time.monotonic()
     summary = study(tmp_path, "process", trials=5, trial_timeout=4.0, evaluator_options={"mode": "hang"}).run()

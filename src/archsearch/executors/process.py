@@ -70,6 +70,9 @@ def _worker_main(conn: Connection, payload: bytes, threads: int, gpu: int | None
         conn.send(safe_evaluate(evaluator.evaluate, job))
 
 
+START_ATTEMPTS = 3  # starts of one worker slot before a start failure is the search's error
+
+
 @dataclass
 class _Worker:
     process: Any
@@ -91,8 +94,8 @@ class ProcessExecutor(Executor):
         self._gpus = self._gpu_count()
         self._queue: deque[Job] = deque()
         self._workers = [self._start(i) for i in range(self.capacity)]
-        for w in self._workers:
-            self._await_ready(w)
+        for i in range(self.capacity):
+            self._ready_or_restart(i)
 
     @staticmethod
     def _gpu_count() -> int:
@@ -122,6 +125,19 @@ class ProcessExecutor(Executor):
         w.process.join(timeout=1)
         raise RuntimeError(f"a worker process failed to start: {describe_exit(w.process.exitcode)}")
 
+    def _ready_or_restart(self, index: int, attempts: int = START_ATTEMPTS) -> None:
+        """Wait for worker ``index``; one killed while starting (by the OOM killer, or anyone) is started again,
+        and only a worker that fails ``attempts`` starts in a row (a broken evaluator) stops the search."""
+        for attempt in range(attempts):
+            try:
+                self._await_ready(self._workers[index])
+                return
+            except RuntimeError:
+                if attempt == attempts - 1:
+                    raise
+                self._workers[index].conn.close()
+                self._workers[index] = self._start(index)
+
     def _restart(self, index: int) -> None:
         w = self._workers[index]
         if w.process.is_alive():
@@ -129,7 +145,7 @@ class ProcessExecutor(Executor):
         w.process.join(timeout=5)
         w.conn.close()
         self._workers[index] = self._start(index)
-        self._await_ready(self._workers[index])
+        self._ready_or_restart(index)
 
     def submit(self, job: Job) -> None:
         self._queue.append(job)

@@ -10,8 +10,8 @@ Families (each small enough to run many times on 2 cores):
 * ``train``         ``archsearch train`` of a found architecture (checkpoint per epoch);
 * ``worker``        a black-box search with 2 local worker processes; one *worker* is killed, not the driver.
 
-For each kill: start the command, kill it at an instant drawn uniformly from (0.1, 0.95) x the uninterrupted
-run's wall time (seeded), snapshot what is on disk, run ``--resume`` (or the same command, when the kill landed
+For each kill: start the command, kill it at an instant drawn uniformly (seeded) from (0.1, 0.95) of the
+uninterrupted run's working part (from when it began writing its run folder to its end), snapshot what is on disk, run ``--resume`` (or the same command, when the kill landed
 before the run existed) to the end, and compare with an uninterrupted run of the same seed:
 
 * kept: every trial, rung, learning-curve epoch, one-shot epoch or training epoch finished before the kill is in
@@ -293,18 +293,48 @@ def _finish(argv: list[str], trace: Path, timeout: float) -> tuple[int, str]:
     return p.returncode, p.stderr
 
 
-def uninterrupted(family: Family, work: Path) -> tuple[dict, float]:
+def _writing(run: Path) -> bool:
+    """The command has got past its start-up (imports, data) and begun writing its run or training folder."""
+    try:
+        return run.is_dir() and any(run.iterdir())
+    except OSError:
+        return False
+
+
+def uninterrupted(family: Family, work: Path) -> tuple[dict, float, float]:
+    """The uninterrupted run's snapshot, its wall seconds, and the second at which it began writing."""
     run = work / f"{family.name}-reference"
     shutil.rmtree(run, ignore_errors=True)
+    trace = work / f"{family.name}-reference.trace"
     t0 = time.perf_counter()
-    rc, err = _finish(family.start(work, run), work / f"{family.name}-reference.trace", 900)
+    proc = subprocess.Popen(command(family.start(work, run), trace), env=_env(), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    began = None
+    while proc.poll() is None:
+        if began is None and _writing(run):
+            began = time.perf_counter() - t0
+        time.sleep(0.01)
+    err = proc.stderr.read() if proc.stderr else ""
     wall = time.perf_counter() - t0
-    if rc != 0:
-        raise SystemExit(f"{family.name}: the uninterrupted run failed ({rc}): {err.strip()[-500:]}")
-    return family.snap(run), wall
+    if proc.returncode != 0:
+        raise SystemExit(f"{family.name}: the uninterrupted run failed ({proc.returncode}): {err.strip()[-500:]}")
+    return family.snap(run), wall, wall if began is None else began
 
 
-def one_kill(family: Family, work: Path, k: int, instant: float, reference: dict) -> dict[str, Any]:
+def finished_trials(run: Path) -> int:
+    """How many trials the run's database holds finished (0 while it cannot be read)."""
+    try:
+        con = sqlite3.connect(f"{(run / 'study.db').resolve().as_uri()}?mode=ro", uri=True, timeout=1)
+        n = con.execute("SELECT COUNT(*) FROM trials WHERE status != 'running'").fetchone()[0]
+        con.close()
+        return int(n)
+    except sqlite3.Error:
+        return 0
+
+
+def one_kill(family: Family, work: Path, k: int, instant: float, reference: dict,
+             when: Callable[[Path], bool] | None = None) -> dict[str, Any]:
+    """Kill the run ``instant`` seconds after its start, or (``when``) as soon as ``when(run)`` holds."""
     run = work / f"{family.name}-kill{k}"
     trace = work / f"{family.name}-kill{k}.trace"
     shutil.rmtree(run, ignore_errors=True)
@@ -313,8 +343,8 @@ def one_kill(family: Family, work: Path, k: int, instant: float, reference: dict
                             stderr=subprocess.PIPE, text=True)
     t0 = time.perf_counter()
     killed = None
-    while time.perf_counter() - t0 < instant and proc.poll() is None:
-        time.sleep(0.01)
+    while proc.poll() is None and (not when(run) if when is not None else time.perf_counter() - t0 < instant):
+        time.sleep(0.005)
     if proc.poll() is None:
         if family.kill_worker:
             # wait (up to the run's end) for a worker to be busy, then kill one
@@ -353,21 +383,26 @@ def one_kill(family: Family, work: Path, k: int, instant: float, reference: dict
             "finished_before": len(before.get("trials", before.get("rows", []))) if before else 0}
 
 
-def run_family(name: str, kills: int, seed: int, work: Path, log: Callable[[str], None] = print) -> dict[str, Any]:
-    family = FAMILIES[name]
+def run_family(name: str | Family, kills: int, seed: int, work: Path, log: Callable[[str], None] = print,
+               window: tuple[float, float] = (0.1, 0.95)) -> dict[str, Any]:
+    """Kill ``kills`` times at instants drawn uniformly over ``window`` of the uninterrupted run's working part
+    (from when it began writing its run to its end; the interpreter's start-up before that holds nothing)."""
+    family = FAMILIES[name] if isinstance(name, str) else name
+    name = family.name
     family.prepare(work)
-    reference, wall = uninterrupted(family, work)
+    reference, wall, began = uninterrupted(family, work)
     rng = random.Random(f"{seed}-{name}")
     rows = []
     for k in range(kills):
-        instant = rng.uniform(0.1, 0.95) * wall
+        instant = began + rng.uniform(*window) * (wall - began)
         row = one_kill(family, work, k, instant, reference)
         rows.append(row)
         if row["violations"]:
             log(f"{name} kill {k} at {instant:.2f}s: {'; '.join(row['violations'])}")
         shutil.rmtree(work / f"{name}-kill{k}", ignore_errors=True)
     tried = [r for r in rows if r["killed"]]
-    return {"family": name, "uninterrupted_seconds": round(wall, 2), "kills_tried": len(tried),
+    return {"family": name, "uninterrupted_seconds": round(wall, 2), "writing_from_seconds": round(began, 2),
+            "kills_tried": len(tried), "after_a_finished_trial": sum(1 for r in tried if r["finished_before"]),
             "landed_after_the_end": len(rows) - len(tried),
             "survived": sum(1 for r in tried if not r["violations"]),
             "violations": sum(len(r["violations"]) for r in tried), "rows": rows}
@@ -387,13 +422,15 @@ def main() -> None:
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="faults-"))
     results = []
-    print("| family | uninterrupted run s | kills tried | kills survived | invariant violations | kills after the end |")
-    print("|---|---:|---:|---:|---:|---:|")
+    print("| family | uninterrupted run s (writing from) | kills tried | of them after ≥1 finished trial/epoch "
+          "| kills survived | invariant violations | kills after the end |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
     for name in args.families:
         r = run_family(name, args.kills, args.seed, work, log=lambda m: print(m, file=sys.stderr, flush=True))
         results.append(r)
-        print(f"| {name} | {r['uninterrupted_seconds']:.1f} | {r['kills_tried']} | {r['survived']} | "
-              f"{r['violations']} | {r['landed_after_the_end']} |", flush=True)
+        print(f"| {name} | {r['uninterrupted_seconds']:.1f} ({r['writing_from_seconds']:.1f}) | {r['kills_tried']} "
+              f"| {r['after_a_finished_trial']} | {r['survived']} | {r['violations']} | {r['landed_after_the_end']} |",
+              flush=True)
         if args.json:
             Path(args.json).write_text(json.dumps(results, indent=1))
     shutil.rmtree(work, ignore_errors=True)

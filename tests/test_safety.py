@@ -103,3 +103,41 @@ def test_a_damaged_run_database_is_one_line(tmp_path, capsys):
         assert e.value.code == 2
         err = capsys.readouterr().err
         assert err.startswith("error:") and "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_planted_payloads_in_a_one_shot_run_and_for_export_never_run(tmp_path, capsys):
+    from archsearch.cli import main
+    run = tmp_path / "oneshot"
+    with pytest.raises(SystemExit) as e:
+        main(["search", "--space", "nb201", "--space-opt", "channels=4", "--space-opt", "cells_per_stage=1",
+              "--strategy", "darts", "--epochs", "2", "--train-epochs", "1", "--out", str(run), "--quiet"])
+    assert e.value.code in (0, None)
+    marker = tmp_path / "pwned"
+    # the one-shot checkpoint a resume reads
+    torch.save({"strategy": Payload(marker), "elapsed": 0.0}, run / "checkpoint.pt")
+    (run / "best.json").unlink(missing_ok=True)
+    import sqlite3
+    con = sqlite3.connect(run / "study.db")
+    con.execute("DELETE FROM trials")  # so the resume has to reload the search state
+    con.commit()
+    con.close()
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as e:
+        main(["search", "--resume", str(run), "--quiet"])
+    err = capsys.readouterr().err
+    errors = [ln for ln in err.splitlines() if ln.startswith("error:")]  # after the run's header line
+    assert e.value.code == 2 and "Traceback" not in err and len(errors) == 1
+    assert "cannot be loaded safely (it would call" in errors[0] and "weights_only" not in errors[0]
+    assert not marker.exists()
+    # the weights `export` and `archsearch.load(...).model()` read
+    src = tmp_path / "src"
+    with pytest.raises(SystemExit):
+        main(["search", "--space", "macro", "--space-opt", "layers=2", "--strategy", "random", "--trials", "1",
+              "--epochs", "1", "--no-reference", "--out", str(src), "--quiet"])
+    torch.save({"state_dict": Payload(marker)}, src / "best.pt")
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as e:
+        main(["export", str(src), "--format", "torchscript", "--output", str(tmp_path / "m.pt")])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and len(err.strip().splitlines()) == 1, err
+    assert not marker.exists()

@@ -5,6 +5,7 @@ refused in one line."""
 from __future__ import annotations
 
 import pickle
+import re
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,17 @@ def safe_load(path: str | Path) -> Any:
         raise UserError(f"{path}: file not found") from None
     except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile,
             AttributeError, TypeError, KeyError) as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise UserError(f"{path} cannot be loaded safely ({first[:160]}); it is not an archsearch checkpoint, is "
+        raise UserError(f"{path} cannot be loaded safely ({_reason(e)}); it is not an archsearch checkpoint, is "
                         "damaged, or holds code objects, which are never loaded") from None
+
+
+def _reason(e: BaseException) -> str:
+    """What torch's refusal names (the global a pickle asked for), without its advice to load unsafely."""
+    text = str(e)
+    found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", text) or re.search(r"Unsupported operand \d+", text)
+    if found:
+        return f"it would call {found.group(1)}" if found.groups() else found.group(0)
+    if "Weights only load failed" in text:
+        return "it holds objects other than tensors and plain data"
+    first = re.sub(r"\x1b\[[0-9;]*m", "", text).strip().splitlines()
+    return first[0][:160] if first else type(e).__name__

@@ -155,8 +155,8 @@ FAMILIES: dict[str, Family] = {
     "blackbox": Family(
         "blackbox",
         lambda w, r: ["search", "--space", "nb201", "--evaluator", "tabular", "--strategy", "evolution",
-                      "--trials", "300", "--seed", "7", "--no-reference", "--quiet", "--out", str(r)],
-        lambda w, r: ["search", "--resume", str(r), "--quiet"], {"trials": 300}),
+                      "--trials", "2000", "--seed", "7", "--no-reference", "--quiet", "--out", str(r)],
+        lambda w, r: ["search", "--resume", str(r), "--quiet"], {"trials": 2000}),
     "multifidelity": Family(
         "multifidelity",
         lambda w, r: ["search", *TINY_MACRO, "--strategy", "random", "--scheduler", "asha", "--epochs", "9",
@@ -209,7 +209,7 @@ def _projection(snap: dict[str, Any], family: Family) -> Any:
 def check(family: Family, before: dict, after: dict, reference: dict, trace: Path, rc: int, err: str) -> list[str]:
     bad: list[str] = []
     if rc != 0:
-        return [f"resume exited {rc}: {err.strip().splitlines()[-1] if err.strip() else ''}"]
+        return [f"resume exited {rc}: {' | '.join(err.strip().splitlines()[-4:])[-600:]}"]
     if "error" in after:
         return [f"damaged run after resume: {after['error']}"]
     if family.snap is training_snapshot:
@@ -339,8 +339,8 @@ def one_kill(family: Family, work: Path, k: int, instant: float, reference: dict
     trace = work / f"{family.name}-kill{k}.trace"
     shutil.rmtree(run, ignore_errors=True)
     trace.unlink(missing_ok=True)
-    proc = subprocess.Popen(command(family.start(work, run), trace), env=_env(), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(command(family.start(work, run), trace), env=_env(), stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
     t0 = time.perf_counter()
     killed = None
     while proc.poll() is None and (not when(run) if when is not None else time.perf_counter() - t0 < instant):
@@ -359,10 +359,10 @@ def one_kill(family: Family, work: Path, k: int, instant: float, reference: dict
             proc.send_signal(signal.SIGKILL)
             killed = "driver"
     try:
-        _, err = proc.communicate(timeout=900)
+        err, _ = proc.communicate(timeout=900)
     except subprocess.TimeoutExpired:
         proc.kill()
-        _, err = proc.communicate()
+        err, _ = proc.communicate()
     if killed is None:
         return {"kill": k, "instant": instant, "killed": None, "violations": [], "note": "finished before the kill"}
     time.sleep(0.05)

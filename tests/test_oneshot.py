@@ -169,10 +169,12 @@ def test_resume_continues_from_the_last_epoch_and_ends_as_an_uninterrupted_run(t
     assert run_study(tmp_path, npz, "part", name, stop_after=1) is None
     store = RunStore(tmp_path / "part")
     assert [e.epoch for e in store.epochs()] == [1] and store.trials() == []
+    first = store.epochs()[0]
     resumed = OneShotStudy.resume(tmp_path / "part")
     seen = []
     summary = resumed.run(on_epoch=lambda p: seen.append(p.epoch))
     assert seen == [2]  # only the missing epoch ran
+    assert RunStore(tmp_path / "part").epochs()[0] == first  # the finished epoch kept as it was (its time too)
     assert summary.best.arch == full.best.arch
     assert summary.best.metrics["val_accuracy"] == full.best.metrics["val_accuracy"]
     a, b = RunStore(tmp_path / "full").epochs(), RunStore(tmp_path / "part").epochs()

@@ -259,12 +259,14 @@ class RunStore:
 
     # ---- epochs (one-shot searches) -----------------------------------------------------------------------------
     def add_epoch(self, epoch: int, metrics: dict[str, float], alphas: dict[str, list[float]] | None,
-                  arch: Architecture | None, extra_meta: dict[str, Any] | None = None) -> None:
-        """Record (or re-record, after a resume) a finished epoch and any meta counters in one transaction."""
+                  arch: Architecture | None, extra_meta: dict[str, Any] | None = None, keep: bool = False) -> None:
+        """Record a finished epoch and any meta counters in one transaction; ``keep``: leave an epoch already
+        recorded as it is (a resume re-adds the checkpoint's last epoch only in case it never reached the db)."""
+        verb = "INSERT OR IGNORE" if keep else "INSERT OR REPLACE"
         with self.conn:
             self.conn.execute("BEGIN IMMEDIATE")
             self.conn.execute(
-                "INSERT OR REPLACE INTO epochs(epoch, metrics, alphas, arch, finished) VALUES (?, ?, ?, ?, ?)",
+                f"{verb} INTO epochs(epoch, metrics, alphas, arch, finished) VALUES (?, ?, ?, ?, ?)",
                 (epoch, json.dumps(_clean(metrics)), json.dumps(alphas) if alphas is not None else None,
                  arch.to_json() if arch is not None else None, time.time()))
             for k, v in (extra_meta or {}).items():

@@ -214,7 +214,7 @@ class OneShotStudy:
             self._elapsed0 = float(state["elapsed"])
             record = dict(state["record"])  # the architecture is stored as its dict (plain data, weights_only)
             record["arch"] = Architecture(record["arch"]) if record.get("arch") is not None else None
-            self.store.add_epoch(**record)  # in case the process died between the two writes
+            self.store.add_epoch(**record, keep=True)  # in case the process died between the two writes
         self._t0 = time.perf_counter()
 
     def _elapsed(self) -> float:

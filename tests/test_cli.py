@@ -59,6 +59,15 @@ def bad_npz(tmp_path):
     (["search", "--no-such-option"], "No such option"),
     (["search", "--strategy", "bo", "--strategy-opt", "local_model=-1"], "local_model must be"),
     (["search", "--strategy", "bo", "--strategy-opt", "nonsense=1"], "nonsense"),
+    # a flag the chosen strategy or evaluator would not use is refused, never silently dropped (issue 23)
+    (["search", "--strategy", "darts", "--retries", "2"], "--retries would be ignored: darts is a one-shot"),
+    (["search", "--strategy", "darts", "--trial-timeout", "9", "--hardware", "pixel3"],
+     "--trial-timeout, --hardware would be ignored"),
+    (["search", "--strategy", "gdas", "--scheduler", "asha"], "--scheduler would be ignored"),
+    (["search", "--strategy", "random", "--train-epochs", "3"], "--train-epochs would be ignored: random is a "
+                                                                 "black-box"),
+    (["search", "--strategy", "random", "--hardware", "pixel3"], "--hardware would be ignored: they are for the "
+                                                                  "tabular evaluator"),
 ])
 def test_bad_input_gets_one_line_and_exit_code_2(tmp_path, capsys, args, message):
     """The console entry point in this process (an interpreter start-up per case cost 3 s each); the real

@@ -111,9 +111,11 @@ def search(
     from .study import Budget, Study
 
     if (resume is None and strategy in ONESHOT) or (resume is not None and is_oneshot_run(resume)):
-        if scheduler != "fifo" or min_epochs is not None:
-            raise UserError(f"--scheduler and --min-epochs are for black-box strategies; {strategy} trains one "
-                            "supernet")
+        unused = {"--scheduler": scheduler != "fifo", "--min-epochs": min_epochs is not None, "--eta": eta != 3,
+                  "--retries": retries != 0, "--trial-timeout": trial_timeout is not None,
+                  "--reference-point": reference_point is not None, "--metrics-table": bool(metrics_table),
+                  "--hardware": hardware is not None}
+        _refuse_unused(unused, f"{strategy} is a one-shot strategy (it trains one supernet, not trials)")
         from .cli_oneshot import search_oneshot
         return search_oneshot(space=space, strategy=strategy, trials=trials, seconds=seconds, epochs=epochs,
                               train_epochs=train_epochs, seed=seed, data=data, evaluator=evaluator, table=table,
@@ -122,6 +124,12 @@ def search(
                               threads=threads, quiet=quiet, hardware={"constraints": constraint, "latency_device": latency_device,
                                         "latency_threads": latency_threads, "latency_table": latency_table,
                                         "latency_clock": latency_clock})
+    _refuse_unused({"--train-epochs": train_epochs is not None},
+                   f"{strategy} is a black-box strategy (each trial trains --epochs; one-shot strategies train "
+                   "their derived architecture --train-epochs)")
+    if evaluator != "tabular":
+        _refuse_unused({"--metrics-table": bool(metrics_table), "--hardware": hardware is not None,
+                        "--table": table is not None}, f"they are for the tabular evaluator, not {evaluator}")
     if resume is not None:
         study = Study.resume(resume)
     else:
@@ -171,6 +179,13 @@ def search(
               + (f" (resuming at {done0} finished trials)" if resume else ""))
     summary = _run_with_progress(study, done0, quiet)
     _print_best(summary, study.space)
+
+
+def _refuse_unused(given: dict[str, bool], why: str) -> None:
+    """A flag the chosen strategy or evaluator would not use is an error, never silently dropped."""
+    flags = [name for name, is_given in given.items() if is_given]
+    if flags:
+        raise UserError(f"{', '.join(flags)} would be ignored: {why}")
 
 
 def _run_with_progress(study, done0: int, quiet: bool):

@@ -32,7 +32,7 @@ from .arch_sources import ArchitectureSource
 from .augment import AUGMENTATIONS, augment_batch
 from .data import Dataset
 from .errors import UserError
-from .train import accuracy, optimizer_step, pick_device
+from .train import accuracy, channels_last, optimizer_step, pick_device, to_layout
 
 CONFIG_JSON, CHECKPOINT, METRICS_CSV, WEIGHTS, RESULT_JSON = (
     "config.json", "checkpoint.pt", "metrics.csv", "model.pt", "result.json")
@@ -176,6 +176,7 @@ def train_final(source: ArchitectureSource, data: Dataset, out: str | Path, cfg:
     augment = data.augment if cfg.augment is None else cfg.augment
     has_drop_path = hasattr(model, "drop_path_prob")
     x_train, y_train = x_train.to(dev), y_train.to(dev)
+    last = channels_last(model, x_train, dev)
     t0 = time.perf_counter() - seconds0
     for epoch in range(start_epoch, cfg.epochs):
         model.train()
@@ -192,7 +193,7 @@ def train_final(source: ArchitectureSource, data: Dataset, out: str | Path, cfg:
             xb, yb = x_train[idx], y_train[idx]
             if augment != "none" or cfg.cutout:
                 xb = augment_batch(xb, augment, gen, cfg.cutout)
-            out_ = model(xb)
+            out_ = model(to_layout(xb, last))
             logits, aux = (out_[0], out_[1]) if isinstance(out_, (tuple, list)) else (out_, None)
             loss = F.cross_entropy(logits, yb, label_smoothing=cfg.label_smoothing)
             if aux is not None and cfg.auxiliary_weight > 0:

@@ -101,6 +101,8 @@ def search(
                                    "hand-designed reference architecture with the same evaluator, seed and "
                                    "fidelity, and compare the best found with it."),
     quiet: bool = typer.Option(False, help="No progress bar."),
+    dashboard: bool = typer.Option(False, "--dashboard", help="Also serve the live web dashboard (127.0.0.1:8765, "
+                                   "or a free port) over the run's folder while the search runs; prints its address."),
 ) -> None:
     """Search a space for the best architecture on your data. One-shot strategies train one supernet for --epochs
     (--seconds: their compute budget; nasib fits its schedule to it), then train the derived architecture."""
@@ -117,6 +119,9 @@ def search(
                   "--hardware": hardware is not None}
         _refuse_unused(unused, f"{strategy} is a one-shot strategy (it trains one supernet, not trials)")
         from .cli_oneshot import search_oneshot
+        if dashboard:  # issue 20: the dashboard beside the one-shot search, over its run's folder
+            from .cli_dashboard import beside_search
+            err.print(f"dashboard: {beside_search(resume or out)}", markup=False, highlight=False)
         return search_oneshot(space=space, strategy=strategy, trials=trials, seconds=seconds, epochs=epochs,
                               train_epochs=train_epochs, seed=seed, data=data, evaluator=evaluator, table=table,
                               objective=objective, out=out, device=device, resume=resume, space_opt=space_opt,
@@ -177,6 +182,9 @@ def search(
     b = study.budget
     err.print(f"[bold]archsearch[/] {study.space.name} / {study.strategy.name} -> {study.run_dir}"
               + (f" (resuming at {done0} finished trials)" if resume else ""))
+    if dashboard:  # issue 20: the dashboard beside the search (a reader: it never writes to the run)
+        from .cli_dashboard import beside_search
+        err.print(f"dashboard: {beside_search(study.run_dir)}", markup=False, highlight=False)
     summary = _run_with_progress(study, done0, quiet)
     _print_best(summary, study.space)
 
@@ -356,6 +364,8 @@ def _register_extras() -> None:
     register_train(app)
     from .cli_report import register as register_report  # report (issue 9)
     register_report(app)
+    from .cli_dashboard import register as register_dashboard  # dashboard (issue 20)
+    register_dashboard(app)
 
 
 _register_extras()

@@ -424,6 +424,8 @@ def main() -> None:
     ap.add_argument("--families", nargs="+", default=list(FAMILIES), choices=list(FAMILIES))
     ap.add_argument("--kills", type=int, default=50, help="kills per family")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--window", nargs=2, type=float, default=(0.1, 0.95),
+                    help="the part of the working run the kill instants are drawn from (fractions)")
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="faults-"))
@@ -432,7 +434,8 @@ def main() -> None:
           "| kills survived | invariant violations | kills after the end |")
     print("|---|---:|---:|---:|---:|---:|---:|")
     for name in args.families:
-        r = run_family(name, args.kills, args.seed, work, log=lambda m: print(m, file=sys.stderr, flush=True))
+        r = run_family(name, args.kills, args.seed, work, log=lambda m: print(m, file=sys.stderr, flush=True),
+                       window=tuple(args.window))
         results.append(r)
         print(f"| {name} | {r['uninterrupted_seconds']:.1f} ({r['writing_from_seconds']:.1f}) | {r['kills_tried']} "
               f"| {r['after_a_finished_trial']} | {r['survived']} | {r['violations']} | {r['landed_after_the_end']} |",

@@ -175,6 +175,26 @@ def test_resume_ends_exactly_where_an_uninterrupted_training_ends(tmp_path, npz)
     assert full.metrics["params_with_auxiliary"] > full.metrics["params"]
 
 
+def test_a_training_killed_before_its_first_checkpoint_resumes_from_the_start(tmp_path, npz):
+    """Found by the fault harness: `train --resume` of a folder killed before epoch 1 ended said there was no
+    checkpoint; it now trains from its stored settings and ends as an uninterrupted training."""
+    opts = dict(data=npz, epochs=2, batch_size=32, layers=3, channels=4, latency=False)
+    train_architecture("darts_v1", out=tmp_path / "full", **opts)
+
+    class Stop(Exception):
+        pass
+
+    def stop_at_once(p):
+        raise Stop
+
+    with pytest.raises(Stop):
+        train_architecture("darts_v1", out=tmp_path / "cut", on_step=stop_at_once, **opts)
+    assert (tmp_path / "cut" / "config.json").is_file() and not (tmp_path / "cut" / "checkpoint.pt").exists()
+    train_architecture(resume=tmp_path / "cut", latency=False)
+    a, b = torch.load(tmp_path / "full" / "model.pt"), torch.load(tmp_path / "cut" / "model.pt")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
 def test_recipe_checks_and_darts_preset():
     assert recipe("darts").epochs == 600 and recipe("darts").cutout == 16 and recipe("darts").drop_path == 0.2
     for bad in ({"epochs": 0}, {"drop_path": 1.5}, {"augment": "rotate"}, {"schedule": "step"}):

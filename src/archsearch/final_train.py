@@ -160,7 +160,11 @@ def train_final(source: ArchitectureSource, data: Dataset, out: str | Path, cfg:
     gen = torch.Generator().manual_seed(seed)
     history: list[dict[str, float]] = []
     start_epoch, seconds0 = 0, 0.0
-    if resume:
+    if resume and not (out / CHECKPOINT).is_file():
+        # killed before its first epoch ended: nothing to continue, so it starts again from its stored settings
+        resume = False
+        torch.manual_seed(seed + 1)  # drop-path masks, as a fresh start
+    elif resume:
         ck = _load_checkpoint(out)
         model.load_state_dict(ck["model"])
         opt.load_state_dict(ck["optimizer"])

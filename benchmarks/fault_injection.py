@@ -380,7 +380,13 @@ def one_kill(family: Family, work: Path, k: int, instant: float, reference: dict
     after = family.snap(run)
     bad = check(family, before, after, reference, trace, rc, err2)
     return {"kill": k, "instant": round(instant, 3), "killed": killed, "violations": bad,
-            "finished_before": len(before.get("trials", before.get("rows", []))) if before else 0}
+            "finished_before": _finished(before)}
+
+
+def _finished(snap: dict[str, Any]) -> int:
+    """Finished trials, one-shot epochs or training epochs in a snapshot (what a kill could lose)."""
+    return sum(1 for t in snap.get("trials", {}).values() if t.get("status") != "running") + \
+        len(snap.get("epochs", {})) + len(snap.get("rows", []))
 
 
 def run_family(name: str | Family, kills: int, seed: int, work: Path, log: Callable[[str], None] = print,

@@ -148,8 +148,8 @@ def test_read_only_nothing_in_a_run_changes(server, folder):
                  "/api/arch.png?run=good&n=1", "/api/curves?run=good", "/api/epochs?run=good",
                  "/api/pareto?run=good", "/api/run?run=evil", "/api/run?run=broken"):
         _get(server, path)
+    # every file's bytes and mtime unchanged, no file added (a -wal/-shm the writer left is the writer's)
     assert {d: _files(folder / d) for d in ("good", "evil", "broken")} == before
-    assert not any(p.name.endswith(("-wal", "-shm")) for d in before for p in (folder / d).iterdir())
 
 
 @pytest.mark.timeout(60)

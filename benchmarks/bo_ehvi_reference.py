@@ -14,7 +14,7 @@ import argparse
 
 import numpy as np
 
-from archsearch.benchmark_hw import TableScorer, run_hw_benchmark
+from archsearch.benchmark.hardware import TableScorer, run_hw_benchmark
 from archsearch.evaluators import make_evaluator
 from archsearch.objective import parse_objective
 from archsearch.spaces import get_space

@@ -148,7 +148,7 @@ class BusyTabular:
 def search_child(args) -> None:
     """(internal) A search with the busy evaluator: creates the run, says 'ready' (and the dashboard's address
     with --dashboard, as ``search --dashboard`` starts it), waits for a line on stdin, then runs."""
-    from archsearch.cli_dashboard import beside_search
+    from archsearch.dashboard.launch import beside_search
     from archsearch.evaluators import register_evaluator
     from archsearch.study import Budget, Study
 
@@ -289,7 +289,7 @@ def _multifidelity_run(run_dir: Path) -> None:
 def _oneshot_run(run_dir: Path) -> bool:
     """A small DARTS search on NB-201 over the embedded digits (a few seconds), for the α view."""
     try:
-        from archsearch.strategies.oneshot.runner import OneShotStudy
+        from archsearch.oneshot_study import OneShotStudy
 
         study = OneShotStudy.create(space="nb201", strategy="darts", epochs=6, seed=0,
                                     space_config={"channels": 4, "cells_per_stage": 1},

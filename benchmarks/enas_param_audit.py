@@ -16,7 +16,7 @@ from math import prod
 from torch import nn
 
 from archsearch.genotypes import (ENAS, ENAS_ARC_OPS, ENAS_RELEASED_ARC, PAPER_EVALUATION, enas_arc_to_genotype,
-                                  genotype_to_arch)
+    genotype_to_arch)
 from archsearch.space import InputShape
 from archsearch.spaces import get_space
 

@@ -31,8 +31,8 @@ import numpy as np
 import torch
 from scipy.stats import pearsonr, spearmanr
 
-from archsearch.cli import parse_settings
-from archsearch.cli_hardware import input_shape
+from archsearch.cli._common import parse_settings
+from archsearch.cli._common import input_shape
 from archsearch.hardware.cost import count_flops, measure_latency
 from archsearch.hardware.latency_table import STATISTICS, LatencyTable, profile_space
 from archsearch.spaces import get_space

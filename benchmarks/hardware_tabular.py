@@ -19,7 +19,7 @@ import shlex
 import time
 from pathlib import Path
 
-from archsearch.benchmark_hw import markdown_report, run_hw_benchmark, write_hw_outputs
+from archsearch.benchmark.hardware import markdown_report, run_hw_benchmark, write_hw_outputs
 
 MO_STRATEGIES = "random,nsga2,optuna-nsgaii,optuna-tpe,local-pareto,bo-parego,bo-ehvi"
 CONSTRAINED_STRATEGIES = "random,evolution,local,nsga2,optuna-tpe,bo,bo-constrained,bo-ehvi"

@@ -25,8 +25,8 @@ import time
 import numpy as np
 import torch
 
-from archsearch.benchmark import (BenchmarkResult, checkpoints, markdown_report, run_benchmark, run_one,
-                                 write_outputs)
+from archsearch.benchmark.tabular import (BenchmarkResult, checkpoints, markdown_report, run_benchmark, run_one,
+    write_outputs)
 from archsearch.evaluators import make_evaluator
 from archsearch.spaces import get_space
 from archsearch.strategies import STRATEGIES, register_strategy

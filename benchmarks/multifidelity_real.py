@@ -41,7 +41,7 @@ def hand_cnn(shape):
 def retrain(model, data, epochs: int, seed: int) -> float:
     import torch
 
-    from archsearch.train import TrainConfig, train_model
+    from archsearch.training.loop import TrainConfig, train_model
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         return train_model(model, data, TrainConfig(epochs=epochs), seed=seed).test_accuracy
@@ -52,7 +52,7 @@ def one(job: tuple[str, int, str, float, int, str]) -> dict:
     import torch
     torch.set_num_threads(1)
     import archsearch
-    from archsearch.data import load_data
+    from archsearch.datasets import load_data
 
     d = load_data(data)
     out = {"method": method, "seed": seed}

@@ -13,7 +13,7 @@ import argparse
 import math
 import sys
 
-from archsearch.benchmark import markdown_report, run_benchmark, write_outputs
+from archsearch.benchmark.tabular import markdown_report, run_benchmark, write_outputs
 
 REFERENCE_AT_100 = {"random": 88.0, "evolution": 88.6}  # independent implementations on this table
 

@@ -36,7 +36,7 @@ def run(strategy: str, workers: int, epochs: int, channels: int, executor: str, 
         threads: int = 1) -> dict:
     import torch
     from archsearch.storage import RunStore
-    from archsearch.strategies.oneshot.runner import OneShotStudy
+    from archsearch.oneshot_study import OneShotStudy
 
     torch.set_num_threads(threads)
     study = OneShotStudy.create(space="nb201", strategy=strategy, epochs=epochs, seed=0,

@@ -33,7 +33,7 @@ def child(args) -> dict:
     import numpy as np
     import torch
 
-    from archsearch.data import make_dataset
+    from archsearch.datasets import make_dataset
     from archsearch.spaces import get_space
     from archsearch.strategies.oneshot import make_oneshot
 

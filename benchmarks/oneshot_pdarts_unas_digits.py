@@ -59,7 +59,7 @@ def run(name: str, strategy: str, epochs: int, seed: int, out: Path, extra: list
 
 def latency_side_by_side(archs: dict[str, dict], rounds: int = 7) -> dict[str, dict]:
     """Median CPU-time latency (ms, batch 1, one thread) of each architecture, measured in alternating rounds."""
-    from archsearch.data import load_digits
+    from archsearch.datasets import load_digits
     from archsearch.hardware.cost import measure_latency
     from archsearch.space import Architecture
     from archsearch.spaces import get_space

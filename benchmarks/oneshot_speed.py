@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from archsearch.data import load_data
+from archsearch.datasets import load_data
 from archsearch.ops import CELL_OPS, DARTS_PRIMITIVES, FactorizedReduce, ReLUConvBN
 from archsearch.spaces import get_space
 from archsearch.strategies.oneshot import make_oneshot

@@ -23,11 +23,11 @@ from pathlib import Path
 
 import numpy as np
 
-from archsearch.data import load_data
+from archsearch.datasets import load_data
 from archsearch.evaluators.training import TrainingEvaluator
 from archsearch.spaces import get_space
 from archsearch.strategies.oneshot import make_oneshot
-from archsearch.text import write_toy_corpus
+from archsearch.datasets.text import write_toy_corpus
 
 SPACE = {"emb": 32, "hidden": 32, "nodes": 5}
 TRAIN = {"epochs": 4, "batch_size": 16, "optimizer": "adam", "lr": 3e-3}

@@ -20,7 +20,7 @@ import time
 
 import numpy as np
 
-from archsearch.benchmark import markdown_report, run_benchmark, write_outputs
+from archsearch.benchmark.tabular import markdown_report, run_benchmark, write_outputs
 from archsearch.strategies import STRATEGIES, register_strategy
 from archsearch.strategies.bayesopt import BayesianOptimization
 from archsearch.strategies.local import LocalSearch

@@ -34,10 +34,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from archsearch.data import Dataset
+from archsearch.datasets import Dataset
 from archsearch.space import InputShape
 from archsearch.spaces import get_space
-from archsearch.train import TrainConfig, Trainer, _logits
+from archsearch.training.loop import TrainConfig, Trainer, _logits
 
 SPACES = ["macro", "cell", "nb201", "mbconv", "superkernel", "rnn"]
 SMALL = {"cell": {"layers": 5, "channels": 16}, "nb201": {}, "macro": {}, "mbconv": {}, "superkernel": {},

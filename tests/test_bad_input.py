@@ -6,7 +6,6 @@ from __future__ import annotations
 import io
 import json
 import pickle
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +15,7 @@ hypothesis = pytest.importorskip("hypothesis")
 from hypothesis import HealthCheck, given, settings, strategies as st  # noqa: E402
 
 from archsearch.cli import main  # noqa: E402
-from archsearch.data import load_data  # noqa: E402
+from archsearch.datasets import load_data  # noqa: E402
 from archsearch.errors import UserError  # noqa: E402
 
 SETTINGS = settings(max_examples=60, deadline=None, derandomize=True,

@@ -11,8 +11,8 @@ from torch import nn
 from typer.testing import CliRunner
 
 from archsearch import get_space, space_from_function
-from archsearch.benchmark import checkpoints, run_benchmark, write_outputs
-from archsearch.cli_benchmark import register
+from archsearch.benchmark.tabular import checkpoints, run_benchmark, write_outputs
+from archsearch.cli.benchmark import register
 from archsearch.errors import UserError
 from archsearch.evaluators import make_evaluator
 from archsearch.result import Observation
@@ -160,7 +160,7 @@ def test_optuna_unknown_option():
 
 
 def test_the_simulated_clock_charges_each_query_its_training_time_and_stops_at_the_budget():
-    from archsearch.benchmark import run_benchmark
+    from archsearch.benchmark.tabular import run_benchmark
     from archsearch.evaluators import make_evaluator
     from archsearch.spaces import get_space
     ev = make_evaluator("tabular", get_space("nb201"))

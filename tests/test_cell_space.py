@@ -7,7 +7,8 @@ import torch
 
 from archsearch import Architecture, ArchitectureError, InputShape, get_space
 from archsearch.genotypes import (DARTS_V2, PUBLISHED, Genotype, arch_to_genotype, format_genotype, genotype_to_arch,
-                                  infer_concat_mode, parse_genotype, published_space_and_arch)
+    infer_concat_mode, parse_genotype)
+from archsearch.spaces.cell import published_space_and_arch
 from archsearch.ops import SepConv
 
 DIGITS = InputShape(1, 8, 8, 10)

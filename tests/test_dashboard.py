@@ -7,7 +7,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -20,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from archsearch.cli import main
-from archsearch.cli_dashboard import host_warning
+from archsearch.dashboard.launch import host_warning
 from archsearch.dashboard import DashboardServer
 from archsearch.evaluators import EVALUATORS, register_evaluator
 from archsearch.evaluators.tabular import TabularEvaluator

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from archsearch.data import load_data
+from archsearch.datasets import load_data
 from archsearch.errors import UserError
 
 

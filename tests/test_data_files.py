@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from archsearch.augment import augment_batch, cutout
-from archsearch.data import load_data
+from archsearch.datasets.augment import augment_batch, cutout
+from archsearch.datasets import load_data
 from archsearch.errors import UserError
 
 RNG = np.random.default_rng(0)

@@ -8,7 +8,7 @@ import torch
 from archsearch.errors import UserError
 from archsearch.storage import RunStore
 from archsearch.strategies.oneshot.distributed import SharedMemoryComm
-from archsearch.strategies.oneshot.runner import OneShotStudy
+from archsearch.oneshot_study import OneShotStudy
 
 SPACE = {"channels": 4, "cells_per_stage": 1}
 
@@ -77,7 +77,7 @@ def test_strategies_without_a_data_parallel_form_are_refused(tmp_path):
 
 def test_the_python_api_runs_and_resumes_one_shot_searches(tmp_path):
     import archsearch
-    from archsearch.strategies.oneshot.runner import OneShotStudy
+    from archsearch.oneshot_study import OneShotStudy
 
     with pytest.raises(UserError, match="one-shot"):
         archsearch.search("nb201", "darts", trials=3)

@@ -1,7 +1,6 @@
 """Executors: process pool and Ray run trials in parallel, survive dying and hanging workers, lose nothing."""
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys

@@ -2,7 +2,6 @@
 run directory with ``archsearch export``."""
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import torch
 from torch import nn

@@ -12,7 +12,8 @@ import archsearch
 from archsearch.arch_sources import resolve_source
 from archsearch.cli import main
 from archsearch.errors import UserError
-from archsearch.final_train import recipe, train_architecture
+from archsearch.api import train_architecture
+from archsearch.training.final import recipe
 from archsearch.space import InputShape
 
 from conftest import digits_npz
@@ -123,7 +124,7 @@ def test_paper_networks_train_with_drop_path_and_auxiliary(tmp_path, npz, name):
     assert r.metrics["params_with_auxiliary"] > r.metrics["params"] and r.history[-1]["drop_path"] == 0.1
     doc = json.loads((tmp_path / "a" / "config.json").read_text())
     assert doc["source"]["space"]["config"]["network"] == {"nasnet_a": "nasnet", "enas": "enas"}[name]
-    from archsearch.final_train import source_from_config
+    from archsearch.api import source_from_config
     assert source_from_config(doc).space.config == resolve_source(name, layers=5, channels=4, auxiliary=True
                                                                   ).space.config
     seen = []

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from archsearch.data import make_dataset
+from archsearch.datasets import make_dataset
 from archsearch.errors import UserError
 from archsearch.hardware.latency_table import LatencyTable, space_units
 from archsearch.spaces import get_space

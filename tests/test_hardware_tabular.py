@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from archsearch import get_space
-from archsearch.benchmark_hw import TableScorer, _front_mask, run_hw_benchmark, strategy_options, write_hw_outputs
+from archsearch.benchmark.hardware import (TableScorer, _front_mask, run_hw_benchmark, strategy_options,
+    write_hw_outputs)
 from archsearch.errors import UserError
 from archsearch.evaluators import make_evaluator
 from archsearch.evaluators.metrics_table import default_metrics_table_path

@@ -9,9 +9,9 @@ import pytest
 
 from archsearch.errors import UserError
 from archsearch.hardware.objectives import (Constraint, crowding_distance, dominates, hypervolume, mnas_reward,
-                                            non_dominated_sort, pareto_front, parse_constraint)
+    non_dominated_sort, pareto_front, parse_constraint)
 from archsearch.objective import (ConstrainedObjective, MetricObjective, MnasNetObjective, ParetoObjective,
-                                  objective_from_config, parse_objective)
+    objective_from_config, parse_objective)
 from archsearch.result import Observation, Result
 from archsearch.spaces import get_space
 from archsearch.strategies import make_strategy

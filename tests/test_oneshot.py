@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 import torch
 
-from archsearch.data import make_dataset
+from archsearch.datasets import make_dataset
 from archsearch.errors import UserError
 from archsearch.spaces import get_space
 from archsearch.strategies.oneshot import ONESHOT, make_oneshot
 from archsearch.strategies.oneshot.nasib import epochs_for_budget
-from archsearch.strategies.oneshot.runner import OneShotStudy
+from archsearch.oneshot_study import OneShotStudy
 from archsearch.strategies.oneshot.supernet import MixedOp
 from archsearch.storage import RunStore
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from archsearch.data import make_dataset
+from archsearch.datasets import make_dataset
 from archsearch.errors import UserError
 from archsearch.spaces import get_space
 from archsearch.strategies.oneshot import make_oneshot

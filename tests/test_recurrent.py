@@ -20,7 +20,7 @@ from archsearch.spaces.rnn import TEXT_SPACES, in_label
 from archsearch.strategies.oneshot import make_oneshot
 from archsearch.strategies.oneshot.rnn_supernet import OPS, edge_label
 from archsearch.strategies.oneshot.supernet import build_supernet
-from archsearch.text import EOS, UNK, TextDataset, load_corpus, perplexity, write_toy_corpus
+from archsearch.datasets.text import EOS, UNK, TextDataset, load_corpus, perplexity, write_toy_corpus
 
 SMALL = {"emb": 8, "hidden": 8, "nodes": 4}
 
@@ -97,7 +97,7 @@ def test_image_data_gets_a_clear_error(data):
     model = small().build(small().sample(np.random.default_rng(0)), data.shape)
     with pytest.raises(ValueError, match="model text"):
         model(torch.randn(2, 3, 8, 8))
-    from archsearch.data import load_digits
+    from archsearch.datasets import load_digits
     with pytest.raises(UserError, match="model text"):
         make_oneshot("darts", small(), load_digits(), 1)
 
@@ -178,7 +178,7 @@ def test_training_evaluator_reports_perplexity_and_the_objective_minimises_it(co
 
 
 def test_a_one_shot_run_on_a_text_folder_minimises_perplexity(corpus, tmp_path):
-    from archsearch.strategies.oneshot.runner import OneShotStudy
+    from archsearch.oneshot_study import OneShotStudy
     study = OneShotStudy.create(space="rnn", strategy="darts", epochs=1, space_config=SMALL,
                                 strategy_options={"batch_size": 16, "w_lr": 0.5}, data=str(corpus),
                                 evaluator_options={"data": str(corpus), "epochs": 1, "batch_size": 16,

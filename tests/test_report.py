@@ -68,7 +68,7 @@ def runs(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def oneshot_run(tmp_path_factory):
-    from archsearch.strategies.oneshot.runner import OneShotStudy
+    from archsearch.oneshot_study import OneShotStudy
 
     root = tmp_path_factory.mktemp("oneshot")
     npz = digits_npz(root / "d.npz", 200)

@@ -173,9 +173,9 @@ def test_constraints_on_static_costs_reject_candidates_before_training(tmp_path)
 
 
 def test_the_time_budget_stops_training_inside_an_epoch(tmp_path):
-    from archsearch.data import load_data
+    from archsearch.datasets import load_data
     from archsearch.spaces import get_space
-    from archsearch.train import BudgetExhausted, TrainConfig, Trainer
+    from archsearch.training.loop import BudgetExhausted, TrainConfig, Trainer
 
     sp = get_space("macro", **SPACE)
     model = sp.build(sp.sample(__import__("numpy").random.default_rng(0)), load_data("digits").shape)

@@ -7,7 +7,6 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 import torch
@@ -106,7 +105,7 @@ def test_training_search_writes_loadable_best_weights(tmp_path):
     study = Study.create(space="macro", strategy="random", evaluator="train", budget=Budget(trials=2), seed=1,
                          space_config={"layers": 2}, evaluator_options={"epochs": 1}, run_dir=tmp_path / "w")
     summary = study.run()
-    from archsearch.data import load_digits
+    from archsearch.datasets import load_digits
     model = study.space.build(summary.best.arch, load_digits().shape)
     model.load_state_dict(torch.load(tmp_path / "w" / "best.pt"))
     assert summary.best.metrics["params"] == sum(p.numel() for p in model.parameters())

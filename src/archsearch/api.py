@@ -4,15 +4,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
+from .datasets import Dataset
+from .errors import UserError
 from .objective import parse_objective
 from .safeload import safe_load
 from .space import Architecture, SearchSpace
 from .storage import TrialRecord
 from .study import BEST_WEIGHTS, Budget, Study, StudySummary, space_of, summarize
+from .training.final import (CHECKPOINT, RECIPE_SIZES, RESULT_JSON, ArchitectureSource, FinalResult, FinalTrainConfig,
+                             StepProgress, read_config, recipe, train_final)
 
 
 #: The default search: a useful result on the embedded digits in about two minutes on 2 CPU cores.
@@ -47,7 +51,7 @@ def search(space: str = DEFAULTS["space"], strategy: str = DEFAULTS["strategy"],
     ev_opts = dict(evaluator_options or {})
     if strategy in ONESHOT:
         from .errors import UserError
-        from .strategies.oneshot.runner import DEFAULT_TRAIN_EPOCHS, OneShotStudy
+        from .oneshot_study import DEFAULT_TRAIN_EPOCHS, OneShotStudy
 
         if scheduler != "fifo" or min_epochs is not None:
             raise UserError(f"scheduler and min_epochs are for black-box strategies; {strategy} trains one supernet")
@@ -81,7 +85,7 @@ def search(space: str = DEFAULTS["space"], strategy: str = DEFAULTS["strategy"],
 
 def resume(run_dir: str | Path) -> "Run":
     """Continue an interrupted run (black-box or one-shot) to its budget."""
-    from .strategies.oneshot.runner import OneShotStudy, is_oneshot_run
+    from .oneshot_study import OneShotStudy, is_oneshot_run
 
     if is_oneshot_run(run_dir):
         OneShotStudy.resume(run_dir).run()
@@ -188,11 +192,9 @@ def train(source: str | Path | None = None, *, data: str | None = None, out: str
     ``source``: a run directory (its best), an architecture JSON file, a published name (``darts_v2``, ``nasnet_a``,
     ``mobilenet_v3_large`` ...) or a NAS-Bench-201 cell string. ``options``: epochs, batch_size, lr, lr_min,
     momentum, nesterov, weight_decay, schedule, augment, cutout, auxiliary_weight, drop_path, label_smoothing,
-    grad_clip, train_on_val (see :class:`archsearch.final_train.FinalTrainConfig`). ``recipe="darts"`` is DARTS's
+    grad_clip, train_on_val (see :class:`archsearch.training.final.FinalTrainConfig`). ``recipe="darts"`` is DARTS's
     CIFAR-10 setting (600 epochs, 20 cells x 36 channels, auxiliary tower, cutout, drop path).
     """
-    from .final_train import train_architecture
-
     if isinstance(source, Run):
         source = source.run_dir
     r = train_architecture(source, data=data, out=out, recipe_name=recipe, layers=layers, channels=channels,
@@ -200,3 +202,72 @@ def train(source: str | Path | None = None, *, data: str | None = None, out: str
                            resume=resume, latency=latency, **options)
     return Trained(r.out, r.metrics, r.history, r.model)
 
+
+# ---- training one architecture: resolve, load, train (what ``archsearch train`` and :func:`train` call) --------
+def default_out_dir(source: ArchitectureSource, source_text: str, root: str | Path = "trained") -> Path:
+    """A run's training goes to ``RUN_DIR/final``; anything else to ``trained/<time>-<name>``."""
+    if source.origin == "run":
+        return Path(source_text) / "final"
+    from .storage import fresh_dir
+
+    return fresh_dir(root, source.name.replace(".json", "")[:40])
+
+
+def source_from_config(config: dict[str, Any]) -> ArchitectureSource:
+    from .space import Architecture
+    from .spaces import get_space
+
+    s = config["source"]
+    space = get_space(s["space"]["name"], **s["space"]["config"])
+    return ArchitectureSource(space, space.validate(Architecture.from_json(s["architecture"])), s["origin"],
+                              s["name"], config.get("data_spec"), dict(s["space"]["config"]))
+
+
+def train_architecture(source: str | Path | None = None, *, data: str | None = None, out: str | Path | None = None,
+                       recipe_name: str = "quick", layers: int | None = None, channels: int | None = None,
+                       auxiliary: bool | None = None, space: str | None = None,
+                       space_config: dict[str, Any] | None = None, image_size: int | None = None, seed: int = 0,
+                       device: str | None = None, resume: str | Path | None = None, latency: bool = True,
+                       on_start: Callable[[ArchitectureSource, Dataset, FinalTrainConfig, Path], None] | None = None,
+                       on_step: Callable[[StepProgress], None] | None = None, **options: Any) -> FinalResult:
+    """Resolve ``source`` (:func:`archsearch.arch_sources.resolve_source`), load ``data`` (default: the run's
+    dataset, else digits), and train with ``recipe_name`` plus ``options`` (fields of :class:`FinalTrainConfig`).
+    ``resume``: a training directory to continue with its stored settings (the other arguments are ignored)."""
+    from .arch_sources import resolve_source
+    from .datasets import load_data
+
+    if resume is not None:
+        cfg_doc = read_config(resume)
+        src = source_from_config(cfg_doc)
+        dataset = load_data(cfg_doc.get("data_spec"), cfg_doc.get("image_size"))
+        cfg = FinalTrainConfig(**cfg_doc["train"])
+        out_dir, seed, device = Path(resume), int(cfg_doc["seed"]), device or cfg_doc.get("device")
+    else:
+        if source is None:
+            raise UserError("give an architecture to train (a run directory, a JSON file or a published name)")
+        src = resolve_source(source, space=space, space_config=space_config, layers=layers, channels=channels,
+                             auxiliary=auxiliary)
+        size = RECIPE_SIZES.get(recipe_name, {})
+        if size and src.space.name == "cell":  # a recipe's network size applies to cells (DARTS: 20 x 36 + aux)
+            own = src.space.config.get("network", "darts") != "darts"  # a paper's own network keeps its size
+            layers = layers if layers is not None or own else size["layers"]
+            channels = channels if channels is not None or own else size["channels"]
+            src = resolve_source(source, space=space, space_config=space_config, layers=layers, channels=channels,
+                                 auxiliary=size["auxiliary"] if auxiliary is None else auxiliary)
+        data = data if data is not None else src.data
+        if data is not None and Path(str(data)).exists():
+            data = str(Path(str(data)).resolve())
+        dataset = load_data(data, image_size)
+        cfg = recipe(recipe_name, **options)
+        out_dir = Path(out) if out is not None else default_out_dir(src, str(source))
+        if (out_dir / CHECKPOINT).exists() or (out_dir / RESULT_JSON).exists():
+            raise UserError(f"{out_dir} already holds a training; continue it with --resume {out_dir} or choose "
+                            f"another --out")
+    if on_start is not None:
+        on_start(src, dataset, cfg, out_dir)
+    extra = {"data_spec": cfg_doc.get("data_spec") if resume is not None else data,
+             "image_size": cfg_doc.get("image_size") if resume is not None else image_size}
+    from .runlock import acquire
+    with acquire(out_dir):  # one training per folder (a second `train --resume` of it is refused)
+        return train_final(src, dataset, out_dir, cfg, seed=seed, device=device, resume=resume is not None,
+                           latency=latency, on_step=on_step, extra=extra)

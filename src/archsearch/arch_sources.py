@@ -18,12 +18,12 @@ only: DARTS's auxiliary tower).
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .errors import UserError
-from .space import Architecture, ArchitectureError, SearchSpace
+from .training.final import ArchitectureSource
+from .space import Architecture, ArchitectureError
 from .spaces import SPACES, get_space
 
 #: Published names besides the DARTS-form cells of :data:`archsearch.genotypes.PUBLISHED`.
@@ -35,27 +35,6 @@ SIZE_KEYS: dict[str, dict[str, str | None]] = {
     "macro": {"layers": None, "channels": "stem_channels", "auxiliary": None},
     "mbconv": {"layers": None, "channels": "stem_channels", "auxiliary": None},
 }
-
-
-@dataclass
-class ArchitectureSource:
-    """A resolved architecture: the space configured at the size to train, the architecture, and where it came
-    from (``origin``: 'run', 'file', 'published', 'nb201', 'text'); ``data`` is the run's dataset, if any."""
-
-    space: SearchSpace
-    arch: Architecture
-    origin: str
-    name: str
-    data: str | None = None
-    space_config: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def text(self) -> str:
-        return self.space.format(self.arch)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"origin": self.origin, "name": self.name, "space": {"name": self.space.name,
-                "config": self.space.config}, "architecture": self.arch.to_dict(), "text": self.text}
 
 
 def published_names() -> list[str]:

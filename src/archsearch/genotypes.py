@@ -20,7 +20,7 @@ from .space import Architecture, ArchitectureError, SearchSpace
 __all__ = [
     "Genotype", "CELL_TYPES", "DEFAULT_CELL_OPS", "PUBLISHED", "DARTS_V1", "DARTS_V2", "NASNet", "AmoebaNet", "ENAS",
     "input_label", "op_label", "loose_ends", "concat_for", "infer_concat_mode", "format_genotype", "parse_genotype",
-    "arch_to_genotype", "genotype_to_choices", "genotype_to_arch", "published_space_and_arch", "DARTS_EVALUATION",
+    "arch_to_genotype", "genotype_to_choices", "genotype_to_arch", "DARTS_EVALUATION",
     "PAPER_EVALUATION", "evaluation_config", "ENAS_RELEASED_ARC", "ENAS_ARC_OPS", "enas_arc_to_genotype",
 ]
 
@@ -291,21 +291,3 @@ def genotype_to_arch(genotype: Genotype) -> tuple[dict[str, Any], Architecture]:
     ops = list(DEFAULT_CELL_OPS) + [op for op in CELL_OPS if op in used and op not in DEFAULT_CELL_OPS]
     config = {"nodes": len(g.normal) // 2, "ops": ops, "concat": infer_concat_mode(g)}
     return config, genotype_to_choices(g)
-
-
-def published_space_and_arch(name: str, channels: int | None = None, layers: int | None = None,
-                             auxiliary: bool = False, network: str = "darts"
-                             ) -> tuple[SearchSpace, Architecture]:
-    """The ``cell`` space configured to build a published cell (see :data:`PUBLISHED`) at the given size, and the
-    cell as an architecture of it. The defaults are the DARTS CIFAR-10 evaluation network (C=36, 20 cells), where
-    DARTS compares every cell; ``network=None`` gives the paper's own network where it had one
-    (:func:`evaluation_config`)."""
-    from .spaces import get_space  # here, not at the top: spaces.cell imports this module
-
-    key = name.lower().replace("-", "_")
-    if key not in PUBLISHED:
-        raise ValueError(f"unknown published cell {name!r}; choose from: {', '.join(PUBLISHED)}")
-    config, arch = genotype_to_arch(PUBLISHED[key])
-    size = {k: v for k, v in (("channels", channels), ("layers", layers)) if v is not None}
-    space = get_space("cell", **{**evaluation_config(key, network), **size, "auxiliary": auxiliary, **config})
-    return space, space.validate(arch)

@@ -20,7 +20,7 @@ from typing import Any, Mapping, Protocol, Sequence
 
 from .errors import UserError
 from .hardware.objectives import (HARD_ALPHA, HARD_BETA, SOFT_W, Constraint, Goal, mnas_reward, parse_constraint,
-                                  parse_goal, parse_goals)
+    parse_goal, parse_goals)
 from .result import FAILED, INFEASIBLE, OK, Result
 
 __all__ = ["Score", "Objective", "MetricObjective", "MnasNetObjective", "ParetoObjective", "ConstrainedObjective",

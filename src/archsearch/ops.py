@@ -259,3 +259,25 @@ class MBConv(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = self.project(self.se(self.depthwise(self.expand(x))))
         return x + y if self.residual else y
+
+
+class AuxiliaryHead(nn.Module):
+    """DARTS's AuxiliaryHeadCIFAR: ReLU, 5x5/3 average pool, 1x1 conv to 128, 2x2 conv to 768, linear. DARTS
+    assumes an 8x8 map (-> 2x2); here maps under 5x5 skip the pool and the result is pooled to 2x2 adaptively.
+    ``bias=False``: ENAS's head, the same but a bias-free linear layer (``micro_child.py``, ``aux_head/fc``)."""
+
+    def __init__(self, c_in: int, num_classes: int, bias: bool = True):
+        super().__init__()
+        self.relu = nn.ReLU(inplace=False)
+        self.features = nn.Sequential(
+            nn.Conv2d(c_in, 128, 1, bias=False), nn.BatchNorm2d(128), nn.ReLU(inplace=True),
+            nn.Conv2d(128, 768, 2, bias=False), nn.BatchNorm2d(768), nn.ReLU(inplace=True),
+        )
+        self.classifier = nn.Linear(768, num_classes, bias=bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.relu(x)
+        if min(x.shape[-2:]) >= 5:
+            x = F.avg_pool2d(x, 5, stride=3)
+        x = F.adaptive_avg_pool2d(x, 2)
+        return self.classifier(torch.flatten(self.features(x), 1))

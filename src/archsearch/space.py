@@ -369,6 +369,9 @@ class SearchSpace:
     formatter: Callable[["SearchSpace", Architecture], str] | None = None
     parser: Callable[["SearchSpace", str], Architecture] | None = None
     reference_fn: Callable[["SearchSpace"], Architecture] | None = None
+    #: ``rebuild(name, config) -> SearchSpace`` for a registered space (``get_space`` sets it), so a pickled
+    #: space comes back with its registered text form and reference
+    rebuild: Callable[[str, dict[str, Any]], "SearchSpace"] | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self):
         rec = _Recorder()
@@ -383,7 +386,9 @@ class SearchSpace:
 
     def __reduce__(self):
         """Pickle as the recipe (function, name, config), not the caches: cheap to ship to worker processes."""
-        return (_rebuild_space, (self.fn, self.name, self.config))
+        if self.rebuild is not None:
+            return (self.rebuild, (self.name, self.config))
+        return (SearchSpace, (self.fn, self.name, self.config))
 
     # --- basic facts -------------------------------------------------------------------------------------------
     @property
@@ -557,13 +562,6 @@ class SearchSpace:
             extra = f" choose {d.n_chosen if d.n_chosen is not None else 'any'}" if d.kind == "inputs" else ""
             lines.append(f"  {d.label} [{d.kind}{extra}]: {opts}")
         return "\n".join(lines)
-
-
-def _rebuild_space(fn: SpaceFunction, name: str, config: dict[str, Any]) -> SearchSpace:
-    from .spaces import SPACES, get_space
-    if name in SPACES and SPACES.get(name).fn is fn:
-        return get_space(name, **config)
-    return SearchSpace(fn, name=name, config=dict(config))
 
 
 def space_from_function(fn: SpaceFunction, name: str | None = None, **config: Any) -> SearchSpace:

@@ -24,7 +24,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from . import __version__
+from ._version import __version__
 from .errors import UserError
 from .evaluators import EVALUATORS, EvaluatorSpec
 from .executors import EXECUTORS, Executor, Job
@@ -262,106 +262,102 @@ class Study:
 
     # ---- the loop ---------------------------------------------------------------------------------------------
     def run(self, on_trial: Callable[[Progress], None] | None = None) -> "StudySummary":
+        """Ask, evaluate, tell and store until the budget ends: workers are kept busy with new trials or
+        promotions (:meth:`_start_work`), and every finished job is recorded before the next is asked
+        (:meth:`_take_results`)."""
+        loop = self._open_loop(on_trial)
+        try:
+            if self.reference and self.store.get_meta("reference") is None and loop.time_left():
+                ref_fid = None if not loop.sched.multi_fidelity else loop.sched.max_epochs
+                loop.executor.submit(loop.job(REFERENCE, _reference_of(self.space), trial_seed(self.seed, 0),
+                                              ref_fid))
+            for rec in loop.requeue:
+                self.store.restart_trial(rec.number)
+                loop.executor.submit(loop.job(rec.number, rec.arch, rec.seed, rec.fidelity))
+            while True:
+                self._start_work(loop)
+                if loop.executor.in_flight == 0:
+                    break
+                self._take_results(loop)
+        finally:
+            loop.executor.close()
+        self._finalize(loop.best, loop.weights, loop.evaluator, loop.sched)
+        self.release()
+        return self.summary()
+
+    def _open_loop(self, on_trial: Callable[[Progress], None] | None) -> "_Loop":
         evaluator = self.spec.build()
         ex = dict(self.execution)
         retries = int(ex.pop("retries", 0) or 0)
         executor: Executor = EXECUTORS.get(ex.pop("name"))(evaluator=evaluator, **ex)
         sched = self._scheduler()
-        resumable = getattr(evaluator, "resumable", False)
         requeue = self._replay(sched)
-        event = self._next_event()
         records = {r.number: r for r in self.store.trials()}
-        rejected = {r.number for r in records.values() if r.status == "infeasible" and r.metrics.get("rejected")}
         elapsed0 = float(self.store.get_meta("elapsed_seconds", 0.0))
-        t0 = time.perf_counter()
         deadline = None if self.budget.seconds is None else time.time() + self.budget.seconds - elapsed0
-        best = best_trial(records.values())
-        weights: dict[int, dict] = {}
-        retried: dict[int, int] = {}
-        misses = 0  # asks in a row rejected at ask time
+        return _Loop(self, evaluator, executor, sched, retries, requeue, records,
+                     {r.number for r in records.values() if r.status == "infeasible" and r.metrics.get("rejected")},
+                     best_trial(records.values()), self._next_event(), elapsed0, time.perf_counter(), deadline,
+                     on_trial)
 
-        def elapsed() -> float:
-            return elapsed0 + time.perf_counter() - t0
+    def _start_work(self, loop: "_Loop") -> None:
+        """Fill the free workers: a promotion the scheduler asks for, else a new trial from the strategy (one
+        whose known costs break a constraint is told infeasible at once, without training)."""
+        sched, executor, records = loop.sched, loop.executor, loop.records
+        while executor.in_flight < executor.capacity and loop.time_left():
+            d = sched.next(loop.may_start_new(), len(records))
+            if d is None:
+                break
+            fid = d.fidelity if sched.multi_fidelity else None
+            if d.trial is not None:  # a promotion: continue from the checkpoint
+                rec = records[d.trial]
+                self.store.promote_trial(rec.number, fid)
+                rec.status, rec.fidelity = RUNNING, fid
+                sched.started(rec.number, d.fidelity, d.bracket)
+                executor.submit(loop.job(rec.number, rec.arch, rec.seed, fid))
+                continue
+            number = len(records)
+            arch = self.strategy.ask()
+            rec = TrialRecord(number, arch, RUNNING, trial_seed(self.seed, number), ask_event=loop.event,
+                              fidelity=fid)
+            self.store.add_trial(number, arch, rec.seed, loop.event, fidelity=fid, bracket=d.bracket)
+            loop.event += 1
+            records[number] = rec
+            static = self._rejected(loop.evaluator, arch, rec.seed)
+            if static is not None:  # infeasible before training: told at no cost
+                loop.rejected.add(number)
+                loop.misses += 1
+                self._record(rec, Result({**static, "rejected": 1.0}), loop.event, loop.elapsed(), sched, None)
+                loop.event += 1
+                continue
+            loop.misses = 0
+            sched.started(number, d.fidelity, d.bracket)
+            executor.submit(loop.job(number, arch, rec.seed, fid))
 
-        def time_left() -> bool:
-            return self.budget.seconds is None or elapsed() < self.budget.seconds
-
-        def may_start_new() -> bool:
-            trained = len(records) - len(rejected)
-            return (self.budget.trials is None or trained < self.budget.trials) and misses < 1000
-
-        def job(number: int, arch: Architecture, seed: int, fidelity: float | None) -> Job:
-            if not resumable:
-                return Job(number, arch, seed, fidelity)
-            multi = sched.multi_fidelity and number != REFERENCE
-            ckpt = str(self.run_dir / "checkpoints" / f"trial-{number}.pt") if multi else None
-            return Job(number, arch, seed, fidelity, ckpt, deadline, sched.max_epochs if multi else None)
-
-        try:
-            if self.reference and self.store.get_meta("reference") is None and time_left():
-                ref_fid = None if not sched.multi_fidelity else sched.max_epochs
-                executor.submit(job(REFERENCE, _reference_of(self.space), trial_seed(self.seed, 0), ref_fid))
-            for rec in requeue:
-                self.store.restart_trial(rec.number)
-                executor.submit(job(rec.number, rec.arch, rec.seed, rec.fidelity))
-            while True:
-                while executor.in_flight < executor.capacity and time_left():
-                    d = sched.next(may_start_new(), len(records))
-                    if d is None:
-                        break
-                    fid = d.fidelity if sched.multi_fidelity else None
-                    if d.trial is not None:  # a promotion: continue from the checkpoint
-                        rec = records[d.trial]
-                        self.store.promote_trial(rec.number, fid)
-                        rec.status, rec.fidelity = RUNNING, fid
-                        sched.started(rec.number, d.fidelity, d.bracket)
-                        executor.submit(job(rec.number, rec.arch, rec.seed, fid))
-                        continue
-                    number = len(records)
-                    arch = self.strategy.ask()
-                    rec = TrialRecord(number, arch, RUNNING, trial_seed(self.seed, number), ask_event=event,
-                                      fidelity=fid)
-                    self.store.add_trial(number, arch, rec.seed, event, fidelity=fid, bracket=d.bracket)
-                    event += 1
-                    records[number] = rec
-                    static = self._rejected(evaluator, arch, rec.seed)
-                    if static is not None:  # infeasible before training: told at no cost
-                        rejected.add(number)
-                        misses += 1
-                        self._record(rec, Result({**static, "rejected": 1.0}), event, elapsed(), sched, None)
-                        event += 1
-                        continue
-                    misses = 0
-                    sched.started(number, d.fidelity, d.bracket)
-                    executor.submit(job(number, arch, rec.seed, fid))
-                if executor.in_flight == 0:
-                    break
-                for jb, result in executor.wait():
-                    if jb.trial == REFERENCE:
-                        self._record_reference(jb, result)
-                        continue
-                    rec = records[jb.trial]
-                    if result.retryable and retried.get(rec.number, 0) < retries:  # the worker died: run again
-                        retried[rec.number] = retried.get(rec.number, 0) + 1
-                        self.store.restart_trial(rec.number, note=result.error)
-                        executor.submit(jb)
-                        continue
-                    told = rec.tell_event is None
-                    rec = self._record(rec, result, event, elapsed(), sched, jb.fidelity)
-                    event += int(told)
-                    if rec.status == "ok" and (best is None or best_trial([best, rec]) is rec):
-                        best = rec
-                        if result.state_dict is not None:
-                            weights = {rec.number: result.state_dict}
-                        self._write_best(best, weights)
-                    if on_trial is not None:
-                        finished = sum(1 for r in records.values() if r.done) - len(rejected)
-                        on_trial(Progress(finished, self.budget, elapsed(), best, rec))
-        finally:
-            executor.close()
-        self._finalize(best, weights, evaluator, sched)
-        self.release()
-        return self.summary()
+    def _take_results(self, loop: "_Loop") -> None:
+        """Record every job that finished (a worker that died runs its job again, up to ``retries`` times), keep
+        the best's weights, and report progress."""
+        for jb, result in loop.executor.wait():
+            if jb.trial == REFERENCE:
+                self._record_reference(jb, result)
+                continue
+            rec = loop.records[jb.trial]
+            if result.retryable and loop.retried.get(rec.number, 0) < loop.retries:  # the worker died: run again
+                loop.retried[rec.number] = loop.retried.get(rec.number, 0) + 1
+                self.store.restart_trial(rec.number, note=result.error)
+                loop.executor.submit(jb)
+                continue
+            told = rec.tell_event is None
+            rec = self._record(rec, result, loop.event, loop.elapsed(), loop.sched, jb.fidelity)
+            loop.event += int(told)
+            if rec.status == "ok" and (loop.best is None or best_trial([loop.best, rec]) is rec):
+                loop.best = rec
+                if result.state_dict is not None:
+                    loop.weights = {rec.number: result.state_dict}
+                self._write_best(loop.best, loop.weights)
+            if loop.on_trial is not None:
+                finished = sum(1 for r in loop.records.values() if r.done) - len(loop.rejected)
+                loop.on_trial(Progress(finished, self.budget, loop.elapsed(), loop.best, rec))
 
     def release(self) -> None:
         """Give up the run directory (another process may resume it now)."""
@@ -509,6 +505,47 @@ class Study:
 
     def summary(self) -> "StudySummary":
         return summarize(self.run_dir)
+
+
+@dataclass
+class _Loop:
+    """The state of one :meth:`Study.run`: the parts it built, the trials so far, the event counter and the clock."""
+
+    study: Study
+    evaluator: Any
+    executor: Executor
+    sched: Scheduler
+    retries: int
+    requeue: list[TrialRecord]
+    records: dict[int, TrialRecord]
+    rejected: set[int]
+    best: TrialRecord | None
+    event: int
+    elapsed0: float
+    t0: float
+    deadline: float | None
+    on_trial: Callable[[Progress], None] | None
+    weights: dict[int, dict] = field(default_factory=dict)
+    retried: dict[int, int] = field(default_factory=dict)
+    misses: int = 0  # asks in a row rejected at ask time
+
+    def elapsed(self) -> float:
+        return self.elapsed0 + time.perf_counter() - self.t0
+
+    def time_left(self) -> bool:
+        return self.study.budget.seconds is None or self.elapsed() < self.study.budget.seconds
+
+    def may_start_new(self) -> bool:
+        trained = len(self.records) - len(self.rejected)
+        trials = self.study.budget.trials
+        return (trials is None or trained < trials) and self.misses < 1000
+
+    def job(self, number: int, arch: Architecture, seed: int, fidelity: float | None) -> Job:
+        if not getattr(self.evaluator, "resumable", False):
+            return Job(number, arch, seed, fidelity)
+        multi = self.sched.multi_fidelity and number != REFERENCE
+        ckpt = str(self.study.run_dir / "checkpoints" / f"trial-{number}.pt") if multi else None
+        return Job(number, arch, seed, fidelity, ckpt, self.deadline, self.sched.max_epochs if multi else None)
 
 
 def _reference_of(space: SearchSpace) -> Architecture | None:

@@ -13,6 +13,8 @@ latency constraints, MnasNet rewards and Pareto objectives read a table exactly 
 from __future__ import annotations
 
 import csv
+import gzip
+import io
 import math
 import re
 from dataclasses import dataclass
@@ -28,6 +30,13 @@ __all__ = ["MetricsTable", "load_metrics_table", "default_metrics_table_path", "
 DEFAULT_METRICS_TABLE = "nb201_latency.csv.gz"
 _NAME = re.compile(r"[A-Za-z_]\w*")
 _RESERVED = frozenset({"arch", "cellstr", "val_accuracy", "test_accuracy", "arch_index", "latency_ms"})
+
+
+def open_text(path: Path) -> io.TextIOBase:
+    """A table's text, read as CSV: ``.csv`` or gzipped ``.csv.gz`` (the accuracy and the metrics tables)."""
+    if path.suffix == ".gz":
+        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8", newline="")
+    return open(path, encoding="utf-8", newline="")
 
 
 def default_metrics_table_path() -> Path:
@@ -50,12 +59,10 @@ class MetricsTable:
 
 
 def _header(path: Path) -> list[str]:
-    from .tabular import _open_text  # the accuracy table's reader: .csv or .csv.gz
-
     if not path.is_file():
         raise UserError(f"metrics table {path}: {'not a file' if path.exists() else 'no such file'}")
     try:
-        with _open_text(path) as f:
+        with open_text(path) as f:
             return [h.strip() for h in next(csv.reader(f), [])]
     except (OSError, UnicodeDecodeError, csv.Error, EOFError) as e:
         raise UserError(f"metrics table {path}: cannot read it ({type(e).__name__}: {e})") from None
@@ -80,14 +87,12 @@ def table_columns(path: str | Path) -> tuple[str, ...]:
 def load_metrics_table(path: str | Path) -> MetricsTable:
     """Read a metrics table. One-line UserError for a missing file, a missing ``arch`` column, a bad number or a
     repeated index. Empty fields (and NaN) mean "not measured": the metric is left out of that row."""
-    from .tabular import _open_text
-
     path = Path(path).expanduser()
     cols = table_columns(path)
     rows: dict[int, dict[str, float]] = {}
     cells: dict[int, str] = {}
     try:
-        with _open_text(path) as f:
+        with open_text(path) as f:
             reader = csv.reader(f)
             header = [h.strip() for h in next(reader)]
             i_arch = header.index("arch")

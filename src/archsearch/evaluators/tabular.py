@@ -12,8 +12,6 @@ columns works, so users can bring other tables of this space.
 from __future__ import annotations
 
 import csv
-import gzip
-import io
 import math
 import re
 from dataclasses import dataclass
@@ -27,6 +25,7 @@ from ..result import FAILED, Result
 from ..space import Architecture, ArchitectureError, SearchSpace
 from ..spaces.nb201 import EDGES, edge_label, from_string
 from .base import register_evaluator
+from .metrics_table import open_text as _open_text
 
 __all__ = ["TabularEvaluator", "TableRow", "cell_key", "load_table", "default_table_path", "DEFAULT_TABLE", "COLUMNS"]
 
@@ -54,12 +53,6 @@ def default_table_path() -> Path:
     if not path.is_file():  # pragma: no cover - only for zipped installs
         raise UserError(f"the packaged table {DEFAULT_TABLE} is missing from this install; pass --table FILE")
     return path
-
-
-def _open_text(path: Path) -> io.TextIOBase:
-    if path.suffix == ".gz":
-        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8", newline="")
-    return open(path, encoding="utf-8", newline="")
 
 
 def _number(text: str, column: str, path: Path, line: int) -> float:

@@ -10,22 +10,14 @@ from typing import Any
 
 import torch
 
-from ..data import Dataset, load_data
+from ..datasets import Dataset, cached_data
 from ..hardware.probe import HardwareProbe
 from ..result import Result
 from ..safeload import safe_load
 from ..space import Architecture, SearchSpace
-from ..train import BudgetExhausted, TrainConfig, Trainer, TrainingDiverged, count_params
+from ..training.loop import BudgetExhausted, TrainConfig, Trainer, TrainingDiverged, count_params
 from .base import register_evaluator
 
-_DATA_CACHE: dict[str, Dataset] = {}  # per process: workers load each dataset once
-
-
-def cached_data(spec: str | None) -> Dataset:
-    key = str(spec or "digits")
-    if key not in _DATA_CACHE:
-        _DATA_CACHE[key] = load_data(spec)
-    return _DATA_CACHE[key]
 
 
 @register_evaluator("train")
@@ -109,7 +101,7 @@ class TrainingEvaluator:
         metrics = {"val_accuracy": tr.val_accuracy, "test_accuracy": tr.test_accuracy, "params": float(params),
                    "train_seconds": tr.train_seconds, "epochs": float(cfg.epochs), "train_loss": tr.train_loss,
                    "val_loss": tr.val_loss, **hardware}
-        from ..text import TextDataset, language_model_metrics
+        from ..datasets.text import TextDataset, language_model_metrics
         if isinstance(self.data, TextDataset):  # language models: val/test perplexity (lower is better)
             metrics.update(language_model_metrics(model, self.data))
         state = {k: v.detach().cpu() for k, v in model.state_dict().items()} if self.keep_weights else None

@@ -21,9 +21,9 @@ from typing import Any
 
 from ..result import Result
 from ..space import Architecture, SearchSpace
-from ..train import accuracy
+from ..training.loop import accuracy
 from .base import register_evaluator
-from .training import cached_data
+from ..datasets import cached_data
 
 
 @register_evaluator("weight-sharing")

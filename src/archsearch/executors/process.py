@@ -16,7 +16,7 @@ from multiprocessing.connection import Connection, wait as wait_any
 from typing import Any
 
 from ..result import Result
-from . import EXECUTORS, Executor, Job, safe_evaluate
+from .base import EXECUTORS, Executor, Job, safe_evaluate
 
 
 def default_workers() -> int:

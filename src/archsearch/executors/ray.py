@@ -12,7 +12,7 @@ from typing import Any
 
 from ..errors import UserError
 from ..result import Result
-from . import EXECUTORS, Executor, Job, safe_evaluate
+from .base import EXECUTORS, Executor, Job, safe_evaluate
 
 
 class _Worker:

@@ -32,15 +32,44 @@ class Report:
     sections: list[str] = field(default_factory=list)
 
 
+@dataclass
+class _Run:
+    """What every section of a report reads: the run, its space, its one-shot epochs, where figures go."""
+
+    run_dir: Path
+    summary: Any
+    space: Any
+    epochs: list
+    out: Path
+    value_name: str
+    oneshot: bool
+    figs: dict[str, Path] = field(default_factory=dict)
+
+    @property
+    def objective_config(self) -> dict:
+        return self.summary.config.get("objective") or {}
+
+
 def write_report(run_dir: str | Path, out: str | Path | None = None, max_rows: int = 200) -> Report:
     """Write ``report.html`` and the PNGs into ``out`` (default ``RUN_DIR/report``)."""
+    run = _open_run(Path(run_dir), out)
+    parts: list[tuple[str, str]] = [("Summary", _summary_html(run.run_dir, run.summary, run.space, run.value_name,
+                                                              run.oneshot))]
+    for section in (_progress_section, _distribution_section, _reference_section, _curves_section, _best_section,
+                    _pareto_section, _alphas_section, _final_training_section):
+        parts += section(run)
+    parts.append(("Trials", _trials_table(run.summary.trials, run.space, run.summary.best, max_rows)))
+    page = _page(f"archsearch report: {run.run_dir.name}", parts)
+    path = run.out / "report.html"
+    path.write_text(page, encoding="utf-8")
+    return Report(path, run.figs, [title for title, _ in parts])
+
+
+def _open_run(run_dir: Path, out: str | Path | None) -> _Run:
     from ..objective import objective_from_config
     from ..storage import RunStore
     from ..study import space_of, summarize
-    from . import plots
-    from .draw import draw_architecture
 
-    run_dir = Path(run_dir)
     summary = summarize(run_dir)  # a UserError when run_dir is not a run
     try:
         space = space_of(summary)
@@ -55,116 +84,135 @@ def write_report(run_dir: str | Path, out: str | Path | None = None, max_rows: i
     out.mkdir(parents=True, exist_ok=True)
     cfg = summary.config
     try:
-        objective = objective_from_config(cfg.get("objective") or {})
-        value_name = objective.describe()
+        value_name = objective_from_config(cfg.get("objective") or {}).describe()
     except Exception:
-        objective, value_name = None, "objective"
-    oneshot = bool(epochs) or cfg.get("kind") == "oneshot"
-    figs: dict[str, Path] = {}
-    parts: list[tuple[str, str]] = [("Summary", _summary_html(run_dir, summary, space, value_name, oneshot))]
+        value_name = "objective"
+    return _Run(run_dir, summary, space, epochs, out, value_name, bool(epochs) or cfg.get("kind") == "oneshot")
 
-    # progress and distribution
-    if oneshot and epochs:
-        figs["progress"] = plots.plot_oneshot_progress(epochs, out / "progress.png")
+
+def _progress_section(run: _Run) -> list[tuple[str, str]]:
+    from . import plots
+
+    if run.oneshot and run.epochs:
+        run.figs["progress"] = plots.plot_oneshot_progress(run.epochs, run.out / "progress.png")
         note = "Supernet metrics after every search epoch (a one-shot search trains one supernet, then the derived " \
                "architecture)."
     else:
-        obj = cfg.get("objective") or {}
+        obj = run.objective_config
         goals = (obj.get("base") or {}).get("goals") if obj.get("kind") == "constrained" else obj.get("goals")
-        y_name = f"{goals[0]} (first objective)" if _is_multi_objective(obj) and goals else value_name
-        figs["progress"] = plots.plot_progress(summary.trials, y_name, out / "progress.png")
-        note = f"Every finished trial's objective ({html.escape(value_name)}) and the best so far."
-    parts.append(("Search progress", f"<p>{note}</p>" + _img(figs["progress"])))
-    ok = [t for t in summary.trials if t.status == "ok"]
-    if oneshot and epochs and epochs[-1].alphas:
-        last = epochs[-1].alphas
-        figs["distribution"] = plots.plot_distribution(
-            {"largest weight per decision": [max(v) for v in last.values()]}, out / "distribution.png",
+        y_name = f"{goals[0]} (first objective)" if _is_multi_objective(obj) and goals else run.value_name
+        run.figs["progress"] = plots.plot_progress(run.summary.trials, y_name, run.out / "progress.png")
+        note = f"Every finished trial's objective ({html.escape(run.value_name)}) and the best so far."
+    return [("Search progress", f"<p>{note}</p>" + _img(run.figs["progress"]))]
+
+
+def _distribution_section(run: _Run) -> list[tuple[str, str]]:
+    from . import plots
+
+    ok = [t for t in run.summary.trials if t.status == "ok"]
+    if run.oneshot and run.epochs and run.epochs[-1].alphas:
+        last = run.epochs[-1].alphas
+        run.figs["distribution"] = plots.plot_distribution(
+            {"largest weight per decision": [max(v) for v in last.values()]}, run.out / "distribution.png",
             "how decided the architecture weights are at the last epoch", xrange=(0.0, 1.0),
             xlabel="largest softmax(α) of a decision (1: one candidate holds all the weight)")
     else:
         vals = {k: [t.metrics.get(k) for t in ok] for k in ("val_accuracy", "test_accuracy")}
         if not any(v is not None for vs in vals.values() for v in vs):
             vals = {"objective": [t.value for t in ok]}
-        figs["distribution"] = plots.plot_distribution(vals, out / "distribution.png",
-                                                       f"{len(ok)} successful trials", xlabel="accuracy (%)"
-                                                       if "val_accuracy" in vals else "objective")
-    parts.append(("Distribution of results", _img(figs["distribution"])))
-    ref_html = _reference_html(summary)
-    if ref_html:
-        parts.append(("Found vs hand-designed reference", ref_html))
-    if any(any(r.get("val_accuracy") is not None for r in c) for c in summary.curves.values()):
-        figs["curves"] = plots.plot_curves(summary.curves, summary.rungs, out / "curves.png",
+        run.figs["distribution"] = plots.plot_distribution(vals, run.out / "distribution.png",
+                                                           f"{len(ok)} successful trials", xlabel="accuracy (%)"
+                                                           if "val_accuracy" in vals else "objective")
+    return [("Distribution of results", _img(run.figs["distribution"]))]
+
+
+def _reference_section(run: _Run) -> list[tuple[str, str]]:
+    ref_html = _reference_html(run.summary)
+    return [("Found vs hand-designed reference", ref_html)] if ref_html else []
+
+
+def _curves_section(run: _Run) -> list[tuple[str, str]]:
+    from . import plots
+
+    summary = run.summary
+    if not any(any(r.get("val_accuracy") is not None for r in c) for c in summary.curves.values()):
+        return []
+    run.figs["curves"] = plots.plot_curves(summary.curves, summary.rungs, run.out / "curves.png",
                                            (summary.reference or {}).get("curve"))
-        n_multi = sum(1 for fs in summary.rungs.values() if len(fs) > 1)
-        note = "Validation accuracy after every trained epoch of every trial" + (
-            f"; dashed lines are the scheduler's rungs ({n_multi} trials promoted past the first)." if summary.rungs
-            else ".")
-        parts.append(("Learning curves", f"<p>{note}</p>" + _img(figs["curves"])))
+    n_multi = sum(1 for fs in summary.rungs.values() if len(fs) > 1)
+    note = "Validation accuracy after every trained epoch of every trial" + (
+        f"; dashed lines are the scheduler's rungs ({n_multi} trials promoted past the first)." if summary.rungs
+        else ".")
+    return [("Learning curves", f"<p>{note}</p>" + _img(run.figs["curves"]))]
 
-    # best architecture
-    best = summary.best
-    if best is not None:
-        try:
-            draw_architecture(space, best.arch, out / "architecture.png")
-            figs["architecture"] = out / "architecture.png"
-            drawing = _img(figs["architecture"])
-        except Exception as e:  # a space the drawer does not know well: the text form still shows
-            drawing = f"<p class=note>(could not draw: {html.escape(f'{type(e).__name__}: {e}')})</p>"
-        parts.append(("Best architecture", f"<p>trial {best.number}: <code>{html.escape(space.format(best.arch))}"
-                                           f"</code></p>{_metrics_table(best.metrics)}{drawing}"))
-    else:
-        parts.append(("Best architecture", "<p>No trial finished successfully.</p>"))
 
-    # Pareto front
-    if _is_multi_objective(cfg.get("objective") or {}):
-        from ..hardware.pareto_report import default_axes, front_report, plot_front
+def _best_section(run: _Run) -> list[tuple[str, str]]:
+    from .draw import draw_architecture
 
-        try:
-            x, y = default_axes(cfg.get("objective"), summary.trials)
-            rep = front_report(summary.trials, space.format, x, y)
-            figs["pareto"] = plot_front(rep, out / "pareto.png")
-            rows = "".join(f"<tr><td>{r['trial']}</td><td>{_fmt(r[rep.goals[0].metric])}</td>"
-                           f"<td>{_fmt(r[rep.goals[1].metric])}</td><td><code>{html.escape(r['text'])}</code></td>"
-                           f"</tr>" for r in rep.front)
-            parts.append(("Pareto front", _img(figs["pareto"]) + f"<table><tr><th>trial</th><th>"
-                          f"{rep.goals[0].metric}</th><th>{rep.goals[1].metric}</th><th>architecture</th></tr>"
-                          f"{rows}</table>"))
-        except UserError as e:
-            parts.append(("Pareto front", f"<p class=note>{html.escape(str(e))}</p>"))
+    best, space = run.summary.best, run.space
+    if best is None:
+        return [("Best architecture", "<p>No trial finished successfully.</p>")]
+    try:
+        draw_architecture(space, best.arch, run.out / "architecture.png")
+        run.figs["architecture"] = run.out / "architecture.png"
+        drawing = _img(run.figs["architecture"])
+    except Exception as e:  # a space the drawer does not know well: the text form still shows
+        drawing = f"<p class=note>(could not draw: {html.escape(f'{type(e).__name__}: {e}')})</p>"
+    return [("Best architecture", f"<p>trial {best.number}: <code>{html.escape(space.format(best.arch))}"
+                                  f"</code></p>{_metrics_table(best.metrics)}{drawing}")]
 
-    # architecture weights (one-shot)
-    if oneshot:
-        if any(e.alphas for e in epochs):
-            names = {lab: _candidates(space, lab) for e in epochs[-1:] for lab in (e.alphas or {})}
-            figs["alphas"] = plots.plot_alphas(epochs, names, out / "alphas.png")
-            derived = "".join(f"<li>epoch {e.epoch}: <code>{html.escape(space.format(e.arch))}</code></li>"
-                              for e in epochs if e.arch is not None)
-            parts.append(("Architecture weights over epochs", _img(figs["alphas"])
-                          + f"<details><summary>derived architecture after each epoch</summary><ul>{derived}"
-                            f"</ul></details>"))
-        else:
-            parts.append(("Architecture weights over epochs", "<p>This strategy keeps no architecture weights "
-                                                                "(α); see the derived architecture above.</p>"))
 
-    # final training
-    final = run_dir / "final" / "result.json"
-    if final.is_file():
-        try:
-            doc = json.loads(final.read_text())
-            figs["training"] = plots.plot_training(doc.get("history") or [], out / "training.png")
-            keep = {k: doc.get(k) for k in ("test_accuracy", "val_accuracy", "params", "flops", "latency_ms",
-                                            "epochs", "train_seconds")}
-            parts.append(("Final training", f"<p>{html.escape(doc.get('data', ''))}</p>{_metrics_table(keep)}"
-                          + _img(figs["training"])))
-        except (ValueError, KeyError, TypeError):
-            pass
-    parts.append(("Trials", _trials_table(summary.trials, space, best, max_rows)))
+def _pareto_section(run: _Run) -> list[tuple[str, str]]:
+    if not _is_multi_objective(run.objective_config):
+        return []
+    from ..hardware.pareto_report import default_axes, front_report, plot_front
 
-    page = _page(f"archsearch report: {run_dir.name}", parts)
-    path = out / "report.html"
-    path.write_text(page, encoding="utf-8")
-    return Report(path, figs, [title for title, _ in parts])
+    try:
+        x, y = default_axes(run.objective_config, run.summary.trials)
+        rep = front_report(run.summary.trials, run.space.format, x, y)
+        run.figs["pareto"] = plot_front(rep, run.out / "pareto.png")
+    except UserError as e:
+        return [("Pareto front", f"<p class=note>{html.escape(str(e))}</p>")]
+    rows = "".join(f"<tr><td>{r['trial']}</td><td>{_fmt(r[rep.goals[0].metric])}</td>"
+                   f"<td>{_fmt(r[rep.goals[1].metric])}</td><td><code>{html.escape(r['text'])}</code></td>"
+                   f"</tr>" for r in rep.front)
+    return [("Pareto front", _img(run.figs["pareto"]) + f"<table><tr><th>trial</th><th>"
+                             f"{rep.goals[0].metric}</th><th>{rep.goals[1].metric}</th><th>architecture</th></tr>"
+                             f"{rows}</table>")]
+
+
+def _alphas_section(run: _Run) -> list[tuple[str, str]]:
+    from . import plots
+
+    if not run.oneshot:
+        return []
+    epochs, space = run.epochs, run.space
+    if not any(e.alphas for e in epochs):
+        return [("Architecture weights over epochs", "<p>This strategy keeps no architecture weights "
+                                                     "(α); see the derived architecture above.</p>")]
+    names = {lab: _candidates(space, lab) for e in epochs[-1:] for lab in (e.alphas or {})}
+    run.figs["alphas"] = plots.plot_alphas(epochs, names, run.out / "alphas.png")
+    derived = "".join(f"<li>epoch {e.epoch}: <code>{html.escape(space.format(e.arch))}</code></li>"
+                      for e in epochs if e.arch is not None)
+    return [("Architecture weights over epochs", _img(run.figs["alphas"])
+             + f"<details><summary>derived architecture after each epoch</summary><ul>{derived}</ul></details>")]
+
+
+def _final_training_section(run: _Run) -> list[tuple[str, str]]:
+    from . import plots
+
+    final = run.run_dir / "final" / "result.json"
+    if not final.is_file():
+        return []
+    try:
+        doc = json.loads(final.read_text())
+        run.figs["training"] = plots.plot_training(doc.get("history") or [], run.out / "training.png")
+        keep = {k: doc.get(k) for k in ("test_accuracy", "val_accuracy", "params", "flops", "latency_ms",
+                                        "epochs", "train_seconds")}
+        return [("Final training", f"<p>{html.escape(doc.get('data', ''))}</p>{_metrics_table(keep)}"
+                 + _img(run.figs["training"]))]
+    except (ValueError, KeyError, TypeError):
+        return []
 
 
 # ---- pieces ------------------------------------------------------------------------------------------------

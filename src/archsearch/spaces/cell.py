@@ -17,14 +17,13 @@ from __future__ import annotations
 from typing import Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from ..genotypes import (DEFAULT_CELL_OPS, arch_to_genotype, concat_for, format_genotype, genotype_to_choices,
-                         input_label, op_label, parse_genotype)
-from ..ops import CELL_OPS, FactorizedReduce, ReLUConvBN
+from ..genotypes import (DEFAULT_CELL_OPS, PUBLISHED, arch_to_genotype, concat_for, evaluation_config, format_genotype,
+                         genotype_to_arch, genotype_to_choices, input_label, op_label, parse_genotype)
+from ..ops import CELL_OPS, AuxiliaryHead, FactorizedReduce, ReLUConvBN
 from ..space import Architecture, ArchitectureError, Chooser, InputShape, SearchSpace
-from . import register_space
+from .registry import get_space, register_space
 from .cell_networks import NETWORKS, PaperNetwork, cell_nodes
 
 DEFAULT_NODES = 4
@@ -62,28 +61,6 @@ class Cell(nn.Module):
 
     def extra_repr(self) -> str:
         return f"{'reduce' if self.reduction else 'normal'}, concat={self.concat}"
-
-
-class AuxiliaryHead(nn.Module):
-    """DARTS's AuxiliaryHeadCIFAR: ReLU, 5x5/3 average pool, 1x1 conv to 128, 2x2 conv to 768, linear. DARTS
-    assumes an 8x8 map (-> 2x2); here maps under 5x5 skip the pool and the result is pooled to 2x2 adaptively.
-    ``bias=False``: ENAS's head, the same but a bias-free linear layer (``micro_child.py``, ``aux_head/fc``)."""
-
-    def __init__(self, c_in: int, num_classes: int, bias: bool = True):
-        super().__init__()
-        self.relu = nn.ReLU(inplace=False)
-        self.features = nn.Sequential(
-            nn.Conv2d(c_in, 128, 1, bias=False), nn.BatchNorm2d(128), nn.ReLU(inplace=True),
-            nn.Conv2d(128, 768, 2, bias=False), nn.BatchNorm2d(768), nn.ReLU(inplace=True),
-        )
-        self.classifier = nn.Linear(768, num_classes, bias=bias)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.relu(x)
-        if min(x.shape[-2:]) >= 5:
-            x = F.avg_pool2d(x, 5, stride=3)
-        x = F.adaptive_avg_pool2d(x, 2)
-        return self.classifier(torch.flatten(self.features(x), 1))
 
 
 class CellNetwork(nn.Module):
@@ -185,3 +162,19 @@ def cell(c: Chooser, shape: InputShape, channels: int = 16, layers: int = 5, nod
     return PaperNetwork(c, network, shape, channels, layers, nodes, ops,
                         {t: explicit[t] if explicit[t] is not None else rule for t in explicit},
                         auxiliary, stem_multiplier)
+
+
+def published_space_and_arch(name: str, channels: int | None = None, layers: int | None = None,
+                             auxiliary: bool = False, network: str = "darts"
+                             ) -> tuple[SearchSpace, Architecture]:
+    """The ``cell`` space configured to build a published cell (see :data:`PUBLISHED`) at the given size, and the
+    cell as an architecture of it. The defaults are the DARTS CIFAR-10 evaluation network (C=36, 20 cells), where
+    DARTS compares every cell; ``network=None`` gives the paper's own network where it had one
+    (:func:`evaluation_config`)."""
+    key = name.lower().replace("-", "_")
+    if key not in PUBLISHED:
+        raise ValueError(f"unknown published cell {name!r}; choose from: {', '.join(PUBLISHED)}")
+    config, arch = genotype_to_arch(PUBLISHED[key])
+    size = {k: v for k, v in (("channels", channels), ("layers", layers)) if v is not None}
+    space = get_space("cell", **{**evaluation_config(key, network), **size, "auxiliary": auxiliary, **config})
+    return space, space.validate(arch)

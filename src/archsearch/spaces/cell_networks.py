@@ -34,7 +34,7 @@ import torch
 from torch import nn
 
 from ..genotypes import input_label, op_label
-from ..ops import CELL_OPS, DilConv, FactorizedReduce, ReLUConvBN, drop_path
+from ..ops import CELL_OPS, AuxiliaryHead, DilConv, FactorizedReduce, ReLUConvBN, drop_path
 from ..space import Chooser, InputShape
 
 NETWORKS = ("darts", "nasnet", "enas")
@@ -164,7 +164,6 @@ class PaperNetwork(nn.Module):
                  ops: Sequence[str], concat: dict[str, Sequence[int] | str], auxiliary: bool,
                  stem_multiplier: int):
         super().__init__()
-        from .cell import AuxiliaryHead
 
         if layers < 5:
             raise ValueError(f"the {style} network needs layers >= 5 (two reduction cells and a normal cell "

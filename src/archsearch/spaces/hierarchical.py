@@ -33,7 +33,7 @@ from torch import nn
 
 from ..ops import ClassifierHead, ConvBNReLU, SepConvBNReLU, Zero
 from ..space import Architecture, Chooser, InputShape, SearchSpace
-from . import register_space
+from .registry import register_space
 
 __all__ = ["PRIMITIVES", "hierarchical", "motif_groups", "motif_label", "top_label"]
 

@@ -16,7 +16,7 @@ from torch import nn
 
 from ..ops import ClassifierHead, ConvBNReLU, SepConvBNReLU
 from ..space import Chooser, InputShape
-from . import register_space
+from .registry import register_space
 
 OP_TYPES = ("conv", "sep_conv", "max_pool", "avg_pool", "identity")
 

@@ -40,7 +40,7 @@ from torch import nn
 
 from ..ops import MOBILE_ACTIVATIONS, ConvBNAct, MBConv, make_divisible
 from ..space import Architecture, ArchitectureError, Chooser, InputShape, SearchSpace
-from . import register_space
+from .registry import register_space
 
 DEFAULT_WIDTHS = ((16,), (16, 24, 32), (32, 40, 48), (64, 80, 96), (96, 112, 128), (144, 160, 176))
 DEFAULT_DEPTHS = ((1,), (1, 2, 3, 4), (1, 2, 3, 4), (1, 2, 3, 4), (1, 2, 3, 4), (1, 2, 3, 4))

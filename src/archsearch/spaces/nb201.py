@@ -13,7 +13,7 @@ from torch import nn
 
 from ..ops import NB201_OPS, NB201_PRIMITIVES, ClassifierHead, ResNetBasicBlock
 from ..space import Architecture, ArchitectureError, Chooser, InputShape, SearchSpace
-from . import register_space
+from .registry import register_space
 
 EDGES = [(i, j) for i in range(1, 4) for j in range(i)]  # (to, from) in the benchmark's order
 
@@ -115,5 +115,5 @@ def from_string(text: str) -> Architecture:
 
 
 def get_nb201_space(**config) -> SearchSpace:
-    from . import get_space
+    from .registry import get_space
     return get_space("nb201", **config)

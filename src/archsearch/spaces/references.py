@@ -9,6 +9,7 @@ from typing import Any, Callable, Sequence
 
 from ..space import Architecture, Decision, SearchSpace
 from .mbconv import DEFAULT_DEPTHS
+from .registry import register_reference
 
 
 def _pick(space: SearchSpace, rule: Callable[[Decision], Any]) -> Architecture:
@@ -78,7 +79,7 @@ def mbconv(space: SearchSpace) -> Architecture:
     MobileNet-like stack (V2's kernel 3, expansion 6, ReLU; V3's SE where offered; or the nearest choices), the
     middle width and depth of each stage."""
     try:
-        from ..spaces.mbconv import parse
+        from .mbconv import parse
         return space.validate(parse(space, "mobilenetv3_large"))
     except Exception:  # noqa: BLE001 - another configuration of the space: the V2-like rule
         pass
@@ -146,3 +147,5 @@ REFERENCES: dict[str, Callable[[SearchSpace], Architecture]] = {
     "macro": macro, "nb201": nb201, "cell": cell, "mbconv": mbconv, "superkernel": superkernel, "rnn": rnn,
     "enas-rnn": rnn, "hierarchical": hierarchical,
 }
+for _name, _fn in REFERENCES.items():
+    register_reference(_name, _fn)

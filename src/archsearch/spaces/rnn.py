@@ -14,7 +14,7 @@ decision too, while here node 0 is DARTS's fixed highway node in both spaces. DA
 candidate on every edge (see :mod:`archsearch.strategies.oneshot.rnn_supernet`). The network is the
 AWD-LSTM-style model both papers train: embedding, the cell unrolled over the window (h_0 = 0 for each window),
 dropout, a decoder tied to the embedding.
-It takes token windows (N, T) and returns logits (N, vocab, T) (a :class:`archsearch.text.TextDataset`'s shape:
+It takes token windows (N, T) and returns logits (N, vocab, T) (a :class:`archsearch.datasets.text.TextDataset`'s shape:
 ``InputShape(1, 1, T, vocab)``). Defaults are small for CPUs (DARTS: 300 units, 8 nodes; ENAS: 1000 units,
 12 nodes).
 """
@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..space import Architecture, Chooser, InputShape, SearchSpace
-from . import register_space
+from .registry import register_space
 
 ACTIVATIONS = ("tanh", "relu", "sigmoid", "identity")
 _FN = {"tanh": torch.tanh, "relu": torch.relu, "sigmoid": torch.sigmoid, "identity": lambda t: t}

@@ -28,7 +28,7 @@ from torch import nn
 
 from ..ops import ClassifierHead, ConvBNReLU
 from ..space import Architecture, ArchitectureError, Chooser, InputShape, SearchSpace
-from . import register_space
+from .registry import register_space
 
 
 def kernel_names(m: int) -> list[str]:

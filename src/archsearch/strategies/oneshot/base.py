@@ -21,11 +21,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ...data import Dataset
+from ...datasets import Dataset
 from ...errors import UserError
 from ...registry import Registry
 from ...space import Architecture, SearchSpace
-from ...train import TrainingDiverged, accuracy, pick_device
+from ...training.loop import TrainingDiverged, accuracy, pick_device
 from .distributed import DataParallel
 from .latency_loss import expected_cost, load_cost_table
 from .supernet import Supernet, build_supernet

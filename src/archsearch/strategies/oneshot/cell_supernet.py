@@ -1,4 +1,4 @@
-"""Space-specific supernets (:data:`SUPERNETS`), and DARTS's all-edges supernet of the ``cell`` space.
+"""DARTS's all-edges supernet of the ``cell`` space.
 
 The ``cell`` space decides, per node, two (input, op) slots; a reduction cell's op stride depends on the chosen
 input, so the generic chooser cannot relax it. DARTS (Liu et al., ICLR 2019, Sec. 2.1-2.4) instead puts a mixed op
@@ -12,8 +12,7 @@ space's slot decisions, and :meth:`CellSupernet.path_of` runs any architecture o
 from __future__ import annotations
 
 import inspect
-from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -21,22 +20,11 @@ from torch import nn
 
 from ...genotypes import CELL_TYPES, input_label, op_label
 from ...ops import CELL_OPS, FactorizedReduce, ReLUConvBN
-from ...registry import Registry
 from ...space import Architecture, InputShape, SearchSpace
 from ...spaces.cell import cell as cell_space_fn
-from .supernet import MixedOp, PathState, Supernet, _sum
+from .supernet import SUPERNETS, MixedOp, PathState, Supernet, SupernetEntry, _sum
 
 
-@dataclass(frozen=True)
-class SupernetEntry:
-    """A space's own supernet: used when a space built from ``space_fn`` is searched one-shot.
-    ``build(space, search_space, shape, state) -> Supernet``; search_space carries any search-only settings."""
-
-    space_fn: Callable[..., nn.Module]
-    build: Callable[[SearchSpace, SearchSpace, InputShape, PathState], Supernet]
-
-
-SUPERNETS: Registry[SupernetEntry] = Registry("supernet")
 
 
 def edge_label(cell_type: str, node: int, j: int) -> str:

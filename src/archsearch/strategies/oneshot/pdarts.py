@@ -34,7 +34,7 @@ import torch.nn.functional as F
 from ...errors import UserError
 from ...genotypes import CELL_TYPES, input_label, op_label
 from ...space import Architecture
-from ...train import accuracy
+from ...training.loop import accuracy
 from .base import OneShotOptions, register_oneshot
 from .cell_supernet import CellSupernet, edge_label
 from .darts import DARTS

@@ -23,11 +23,11 @@ from torch import nn
 
 from ...ops import Zero
 from ...space import Architecture, InputShape, SearchSpace
-from ...spaces.rnn import ACTIVATIONS, RNNLanguageModel, _FN, act_label, check_text_shape, in_label, init_state, \
-    loose_ends
+from ...spaces.rnn import (ACTIVATIONS, RNNLanguageModel, _FN, act_label, check_text_shape, in_label, init_state,
+    loose_ends)
 from ...spaces.rnn import enas_rnn as enas_rnn_fn
 from ...spaces.rnn import rnn as rnn_fn
-from .cell_supernet import SUPERNETS, SupernetEntry
+from .supernet import SUPERNETS, SupernetEntry
 from .supernet import MixedOp, PathState, Supernet, _sum
 
 OPS = ("none",) + ACTIVATIONS

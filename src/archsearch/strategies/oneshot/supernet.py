@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -34,6 +34,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ...ops import Zero
+from ...registry import Registry
 from ...space import Architecture, ArchitectureError, InputSelect, InputShape, SearchSpace
 
 MODES = ("softmax", "gumbel", "binary", "path")
@@ -340,14 +341,24 @@ def search_space_of(space: SearchSpace, overrides: Mapping[str, Any] | None) -> 
     return sp
 
 
+@dataclass(frozen=True)
+class SupernetEntry:
+    """A space's own supernet: used when a space built from ``space_fn`` is searched one-shot.
+    ``build(space, search_space, shape, state) -> Supernet``; search_space carries any search-only settings."""
+
+    space_fn: Callable[..., nn.Module]
+    build: Callable[[SearchSpace, SearchSpace, InputShape, PathState], Supernet]
+
+
+SUPERNETS: Registry[SupernetEntry] = Registry("supernet")
+
+
 def build_supernet(space: SearchSpace, shape: InputShape, seed: int = 0,
                    fixed_values: Mapping[str, Any] | None = None,
                    search_config: Mapping[str, Any] | None = None) -> Supernet:
     """The supernet of ``space`` for data of ``shape``: the space's own supernet when it registers one in
     :data:`SUPERNETS` (the DARTS all-edges network for ``cell``), else the generic one built by running the space
     function with a :class:`SupernetChooser`. Weights and α are initialised from ``seed``."""
-    from .cell_supernet import SUPERNETS  # the registry of space-specific supernets
-
     sp = search_space_of(space, search_config)
     gen = torch.Generator().manual_seed(int(seed))
     state = PathState(ArchParameters(gen))

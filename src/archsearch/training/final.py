@@ -19,8 +19,8 @@ import json
 import math
 import os
 import time
-from .safeload import safe_load
-from dataclasses import asdict, dataclass, fields
+from ..safeload import safe_load
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Callable
 
@@ -28,14 +28,35 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .arch_sources import ArchitectureSource
-from .augment import AUGMENTATIONS, augment_batch
-from .data import Dataset
-from .errors import UserError
-from .train import accuracy, channels_last, optimizer_step, pick_device, to_layout
+from ..datasets import Dataset
+from ..datasets.augment import AUGMENTATIONS, augment_batch
+from ..space import Architecture, SearchSpace
+from ..errors import UserError
+from .loop import accuracy, channels_last, optimizer_step, pick_device, to_layout
 
 CONFIG_JSON, CHECKPOINT, METRICS_CSV, WEIGHTS, RESULT_JSON = (
     "config.json", "checkpoint.pt", "metrics.csv", "model.pt", "result.json")
+
+
+@dataclass
+class ArchitectureSource:
+    """A resolved architecture: the space configured at the size to train, the architecture, and where it came
+    from (``origin``: 'run', 'file', 'published', 'nb201', 'text'); ``data`` is the run's dataset, if any."""
+
+    space: SearchSpace
+    arch: Architecture
+    origin: str
+    name: str
+    data: str | None = None
+    space_config: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def text(self) -> str:
+        return self.space.format(self.arch)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"origin": self.origin, "name": self.name, "space": {"name": self.space.name,
+                "config": self.space.config}, "architecture": self.arch.to_dict(), "text": self.text}
 
 
 @dataclass
@@ -145,18 +166,12 @@ def train_final(source: ArchitectureSource, data: Dataset, out: str | Path, cfg:
     out = Path(out)
     dev = pick_device(device)
     model = build_model(source, data, seed).to(dev)
-    params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay,
-                          nesterov=cfg.nesterov and cfg.momentum > 0)
     x_train, y_train = data.x_train, data.y_train
     if cfg.train_on_val:
         x_train, y_train = torch.cat([x_train, data.x_val]), torch.cat([y_train, data.y_val])
     n = len(y_train)
     steps = max(1, math.ceil(n / cfg.batch_size))
-    total = cfg.epochs * steps
-    floor = cfg.lr_min / cfg.lr
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, (lambda s: floor + (1 - floor) * 0.5 * (
-        1 + math.cos(math.pi * min(s, total) / total))) if cfg.schedule == "cosine" else (lambda s: 1.0))
+    params, opt, sched = _optimizer(model, cfg, cfg.epochs * steps)
     gen = torch.Generator().manual_seed(seed)
     history: list[dict[str, float]] = []
     start_epoch, seconds0 = 0, 0.0
@@ -165,13 +180,7 @@ def train_final(source: ArchitectureSource, data: Dataset, out: str | Path, cfg:
         resume = False
         torch.manual_seed(seed + 1)  # drop-path masks, as a fresh start
     elif resume:
-        ck = _load_checkpoint(out)
-        model.load_state_dict(ck["model"])
-        opt.load_state_dict(ck["optimizer"])
-        sched.load_state_dict(ck["scheduler"])
-        gen.set_state(ck["generator"])
-        torch.set_rng_state(ck["torch_rng"])
-        history, start_epoch, seconds0 = ck["history"], ck["epoch"], ck["seconds"]
+        history, start_epoch, seconds0 = _restore(out, model, opt, sched, gen)
     else:
         out.mkdir(parents=True, exist_ok=True)
         torch.manual_seed(seed + 1)  # drop-path masks
@@ -189,25 +198,8 @@ def train_final(source: ArchitectureSource, data: Dataset, out: str | Path, cfg:
             model.drop_path_prob = drop
         lr = opt.param_groups[0]["lr"]
         perm = torch.randperm(n, generator=gen).to(dev)
-        loss_sum, correct, seen = 0.0, 0, 0
-        for step, i in enumerate(range(0, n, cfg.batch_size)):
-            idx = perm[i:i + cfg.batch_size]
-            if len(idx) < 2:  # BatchNorm cannot train on one sample
-                continue
-            xb, yb = x_train[idx], y_train[idx]
-            if augment != "none" or cfg.cutout:
-                xb = augment_batch(xb, augment, gen, cfg.cutout)
-            out_ = model(to_layout(xb, last))
-            logits, aux = (out_[0], out_[1]) if isinstance(out_, (tuple, list)) else (out_, None)
-            loss = F.cross_entropy(logits, yb, label_smoothing=cfg.label_smoothing)
-            if aux is not None and cfg.auxiliary_weight > 0:
-                loss = loss + cfg.auxiliary_weight * F.cross_entropy(aux, yb, label_smoothing=cfg.label_smoothing)
-            optimizer_step(loss, opt, sched, params, cfg.grad_clip, epoch)
-            loss_sum += float(loss.detach()) * len(idx)
-            correct += int((logits.detach().argmax(1) == yb).sum())
-            seen += len(idx)
-            if on_step is not None:
-                on_step(StepProgress(epoch + 1, cfg.epochs, step + 1, steps, loss_sum / seen, 100 * correct / seen))
+        loss_sum, correct, seen = _train_epoch(model, x_train, y_train, perm, cfg, augment, gen, last,
+                                               (params, opt, sched), epoch, on_step)
         rec = {"epoch": epoch + 1, "lr": lr, "drop_path": drop if has_drop_path else 0.0,
                "train_loss": loss_sum / max(1, seen), "train_accuracy": 100 * correct / max(1, seen),
                "val_accuracy": None if cfg.train_on_val else accuracy(model, data.x_val, data.y_val,
@@ -227,11 +219,63 @@ def train_final(source: ArchitectureSource, data: Dataset, out: str | Path, cfg:
     return FinalResult(out, metrics, history, model.eval())
 
 
+def _optimizer(model: nn.Module, cfg: FinalTrainConfig, total_steps: int):
+    """SGD with momentum (Nesterov if asked) and the cosine schedule from ``lr`` to ``lr_min`` over
+    ``total_steps`` (Loshchilov & Hutter, ICLR 2017), stepped per batch; ``schedule="constant"`` keeps ``lr``."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay,
+                          nesterov=cfg.nesterov and cfg.momentum > 0)
+    floor = cfg.lr_min / cfg.lr
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, (lambda s: floor + (1 - floor) * 0.5 * (
+        1 + math.cos(math.pi * min(s, total_steps) / total_steps))) if cfg.schedule == "cosine" else (lambda s: 1.0))
+    return params, opt, sched
+
+
+def _restore(out: Path, model: nn.Module, opt, sched, gen: torch.Generator) -> tuple[list, int, float]:
+    """Load the checkpoint into the model, optimiser, schedule and generators; (history, epoch, seconds)."""
+    ck = _load_checkpoint(out)
+    model.load_state_dict(ck["model"])
+    opt.load_state_dict(ck["optimizer"])
+    sched.load_state_dict(ck["scheduler"])
+    gen.set_state(ck["generator"])
+    torch.set_rng_state(ck["torch_rng"])
+    return ck["history"], ck["epoch"], ck["seconds"]
+
+
+def _train_epoch(model: nn.Module, x_train: torch.Tensor, y_train: torch.Tensor, perm: torch.Tensor,
+                 cfg: FinalTrainConfig, augment: str, gen: torch.Generator, last: bool, optim: tuple, epoch: int,
+                 on_step: Callable[[StepProgress], None] | None) -> tuple[float, int, int]:
+    """One pass over the training split in ``perm``'s order (augmentation, cutout, the auxiliary tower's loss,
+    label smoothing, clipping); returns (summed loss, correct, samples seen)."""
+    params, opt, sched = optim
+    steps = max(1, math.ceil(len(perm) / cfg.batch_size))
+    loss_sum, correct, seen = 0.0, 0, 0
+    for step, i in enumerate(range(0, len(perm), cfg.batch_size)):
+        idx = perm[i:i + cfg.batch_size]
+        if len(idx) < 2:  # BatchNorm cannot train on one sample
+            continue
+        xb, yb = x_train[idx], y_train[idx]
+        if augment != "none" or cfg.cutout:
+            xb = augment_batch(xb, augment, gen, cfg.cutout)
+        out_ = model(to_layout(xb, last))
+        logits, aux = (out_[0], out_[1]) if isinstance(out_, (tuple, list)) else (out_, None)
+        loss = F.cross_entropy(logits, yb, label_smoothing=cfg.label_smoothing)
+        if aux is not None and cfg.auxiliary_weight > 0:
+            loss = loss + cfg.auxiliary_weight * F.cross_entropy(aux, yb, label_smoothing=cfg.label_smoothing)
+        optimizer_step(loss, opt, sched, params, cfg.grad_clip, epoch)
+        loss_sum += float(loss.detach()) * len(idx)
+        correct += int((logits.detach().argmax(1) == yb).sum())
+        seen += len(idx)
+        if on_step is not None:
+            on_step(StepProgress(epoch + 1, cfg.epochs, step + 1, steps, loss_sum / seen, 100 * correct / seen))
+    return loss_sum, correct, seen
+
+
 def _final_metrics(model: nn.Module, data: Dataset, source: ArchitectureSource, cfg: FinalTrainConfig,
                    history: list[dict[str, float]], dev: torch.device, latency: bool) -> dict[str, Any]:
     """Test accuracy, parameters (without the auxiliary tower, as papers count them, and with it), FLOPs and
     MACs of one inference, and the median CPU latency at batch 1 on one thread (with the load average)."""
-    from .hardware.cost import count_flops, measure_latency
+    from ..hardware.cost import count_flops, measure_latency
 
     model.eval()
     n_all = sum(p.numel() for p in model.parameters())
@@ -303,74 +347,3 @@ def read_config(out: str | Path) -> dict[str, Any]:
         raise UserError(f"{out} is not a training directory (no {CONFIG_JSON})") from None
     except ValueError as e:
         raise UserError(f"{path}: broken JSON ({e})") from None
-
-
-# ---- the whole job: resolve, load, train (what the CLI and archsearch.train call) -----------------------------
-def default_out_dir(source: ArchitectureSource, source_text: str, root: str | Path = "trained") -> Path:
-    """A run's training goes to ``RUN_DIR/final``; anything else to ``trained/<time>-<name>``."""
-    if source.origin == "run":
-        return Path(source_text) / "final"
-    from .storage import fresh_dir
-
-    return fresh_dir(root, source.name.replace(".json", "")[:40])
-
-
-def source_from_config(config: dict[str, Any]) -> ArchitectureSource:
-    from .space import Architecture
-    from .spaces import get_space
-
-    s = config["source"]
-    space = get_space(s["space"]["name"], **s["space"]["config"])
-    return ArchitectureSource(space, space.validate(Architecture.from_json(s["architecture"])), s["origin"],
-                              s["name"], config.get("data_spec"), dict(s["space"]["config"]))
-
-
-def train_architecture(source: str | Path | None = None, *, data: str | None = None, out: str | Path | None = None,
-                       recipe_name: str = "quick", layers: int | None = None, channels: int | None = None,
-                       auxiliary: bool | None = None, space: str | None = None,
-                       space_config: dict[str, Any] | None = None, image_size: int | None = None, seed: int = 0,
-                       device: str | None = None, resume: str | Path | None = None, latency: bool = True,
-                       on_start: Callable[[ArchitectureSource, Dataset, FinalTrainConfig, Path], None] | None = None,
-                       on_step: Callable[[StepProgress], None] | None = None, **options: Any) -> FinalResult:
-    """Resolve ``source`` (:func:`archsearch.arch_sources.resolve_source`), load ``data`` (default: the run's
-    dataset, else digits), and train with ``recipe_name`` plus ``options`` (fields of :class:`FinalTrainConfig`).
-    ``resume``: a training directory to continue with its stored settings (the other arguments are ignored)."""
-    from .arch_sources import resolve_source
-    from .data import load_data
-
-    if resume is not None:
-        cfg_doc = read_config(resume)
-        src = source_from_config(cfg_doc)
-        dataset = load_data(cfg_doc.get("data_spec"), cfg_doc.get("image_size"))
-        cfg = FinalTrainConfig(**cfg_doc["train"])
-        out_dir, seed, device = Path(resume), int(cfg_doc["seed"]), device or cfg_doc.get("device")
-    else:
-        if source is None:
-            raise UserError("give an architecture to train (a run directory, a JSON file or a published name)")
-        src = resolve_source(source, space=space, space_config=space_config, layers=layers, channels=channels,
-                             auxiliary=auxiliary)
-        size = RECIPE_SIZES.get(recipe_name, {})
-        if size and src.space.name == "cell":  # a recipe's network size applies to cells (DARTS: 20 x 36 + aux)
-            own = src.space.config.get("network", "darts") != "darts"  # a paper's own network keeps its size
-            layers = layers if layers is not None or own else size["layers"]
-            channels = channels if channels is not None or own else size["channels"]
-            src = resolve_source(source, space=space, space_config=space_config, layers=layers, channels=channels,
-                                 auxiliary=size["auxiliary"] if auxiliary is None else auxiliary)
-        data = data if data is not None else src.data
-        if data is not None and Path(str(data)).exists():
-            data = str(Path(str(data)).resolve())
-        dataset = load_data(data, image_size)
-        cfg = recipe(recipe_name, **options)
-        out_dir = Path(out) if out is not None else default_out_dir(src, str(source))
-        if (out_dir / CHECKPOINT).exists() or (out_dir / RESULT_JSON).exists():
-            raise UserError(f"{out_dir} already holds a training; continue it with --resume {out_dir} or choose "
-                            f"another --out")
-    if on_start is not None:
-        on_start(src, dataset, cfg, out_dir)
-    extra = {"data_spec": cfg_doc.get("data_spec") if resume is not None else data,
-             "image_size": cfg_doc.get("image_size") if resume is not None else image_size}
-    from .runlock import acquire
-    with acquire(out_dir):  # one training per folder (a second `train --resume` of it is refused)
-        return train_final(src, dataset, out_dir, cfg, seed=seed, device=device, resume=resume is not None,
-                           latency=latency, on_step=on_step, extra=extra)
-

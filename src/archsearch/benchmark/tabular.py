@@ -19,12 +19,12 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from .errors import UserError
-from .evaluators import make_evaluator
-from .registry import UnknownNameError
-from .result import Observation
-from .spaces import get_space
-from .strategies import STRATEGIES, make_strategy
+from ..errors import UserError
+from ..evaluators import make_evaluator
+from ..registry import UnknownNameError
+from ..result import Observation
+from ..spaces import get_space
+from ..strategies import STRATEGIES, make_strategy
 
 __all__ = ["BenchmarkResult", "RunCurve", "run_one", "run_benchmark", "checkpoints", "write_outputs",
            "markdown_table", "DEFAULT_CHECKPOINTS", "BASELINE"]

@@ -1,6 +1,6 @@
 """``archsearch benchmark --objectives ... --hardware ... --constraint ...``: the hardware-aware tabular benchmark.
 
-Thin: checks options, calls :func:`archsearch.benchmark_hw.run_hw_benchmark`, prints the table and writes
+Thin: checks options, calls :func:`archsearch.benchmark.hardware.run_hw_benchmark`, prints the table and writes
 ``results.json``, ``results.md`` and the plot. :mod:`.cli_benchmark` hands over to it when any of those options
 is given.
 """
@@ -14,7 +14,7 @@ from typing import List, Optional
 from rich.console import Console
 from rich.table import Table
 
-from .errors import UserError
+from ..errors import UserError
 
 
 def _command_line(strategies: str, seeds: int, trials: int, out: Path, table: Optional[Path],
@@ -39,7 +39,7 @@ def _command_line(strategies: str, seeds: int, trials: int, out: Path, table: Op
 def benchmark_hw(space: str, strategies: str, seeds: int, trials: int, out: Optional[Path], table: Optional[Path],
                  workers: Optional[int], objectives: Optional[str], hardware: Optional[str],
                  constraints: List[str], metrics_tables: Optional[List[Path]]) -> None:
-    from .benchmark_hw import hw_table_rows, run_hw_benchmark, write_hw_outputs
+    from ..benchmark.hardware import hw_table_rows, run_hw_benchmark, write_hw_outputs
 
     if space != "nb201":
         raise UserError(f"the hardware-aware benchmark uses the nb201 tables, not space {space!r}")

@@ -15,7 +15,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from .errors import UserError
+from ..errors import UserError
 
 DEFAULT_STRATEGIES = "random,evolution,optuna-tpe"
 
@@ -59,7 +59,7 @@ def benchmark(
     """Run every strategy on the same seeds against a tabular benchmark; report the incumbent's test accuracy
     (or, with --objectives / --constraint / --hardware, the hypervolume of the fronts found or the feasible
     incumbent's test accuracy)."""
-    from .benchmark import run_benchmark, table_rows, write_outputs  # keep `archsearch --help` fast
+    from ..benchmark.tabular import run_benchmark, table_rows, write_outputs  # keep `archsearch --help` fast
 
     if seconds is not None and seconds <= 0:
         raise UserError(f"--seconds must be positive, got {seconds}")
@@ -69,7 +69,7 @@ def benchmark(
         if seconds is not None:
             raise UserError("--seconds is for the single-objective benchmark (not with --objectives, --constraint, "
                             "--hardware or --metrics-table)")
-        from .cli_benchmark_hw import benchmark_hw
+        from .benchmark_hw import benchmark_hw
         return benchmark_hw(space, strategies, seeds, trials, out, table, workers, objectives, hardware,
                             constraint or [], metrics_table)
 
@@ -109,7 +109,7 @@ def benchmark(
     if seconds is None:
         console.print(t)
     else:
-        from .benchmark import markdown_seconds_table
+        from ..benchmark.tabular import markdown_seconds_table
         console.print(f"Incumbent test accuracy (%) at simulated seconds, mean ± std over {seeds} seeds "
                       f"(each query charged its cell's training time):")
         console.print(markdown_seconds_table(result), markup=False, highlight=False)
@@ -122,7 +122,7 @@ def register(app: typer.Typer) -> None:
     app.command("benchmark")(benchmark)
 
 
-def _standalone() -> None:  # pragma: no cover - `python -m archsearch.cli_benchmark ...` before cli.py wires it
+def _standalone() -> None:  # pragma: no cover - `python -m archsearch.cli.benchmark ...` on its own
     app = typer.Typer(add_completion=False)
     register(app)
 

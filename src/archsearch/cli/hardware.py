@@ -9,7 +9,6 @@ The main CLI adds the commands with ``register(app)``.
 from __future__ import annotations
 
 import json
-import re
 import sys
 from pathlib import Path
 from typing import Any, List, Optional
@@ -18,78 +17,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from .errors import UserError
-
-#: What each built-in evaluator reports (a constraint or objective on anything else could never be met).
-EVALUATOR_METRICS = {
-    "train": {"val_accuracy", "test_accuracy", "params", "flops", "macs", "latency_ms", "predicted_latency_ms",
-              "train_seconds", "train_loss", "val_perplexity", "test_perplexity"},  # perplexity: text corpora
-    "tabular": {"val_accuracy", "test_accuracy"},
-}
-
-
-def search_options(objective: str | None, constraints: List[str] | None, evaluator: str,
-                   latency_device: str | None, latency_threads: int, latency_table: Path | None,
-                   latency_clock: str = "wall", hardware: str | None = None,
-                   metrics_tables: List[Path] | None = None):
-    """The search's objective and the evaluator options its metrics need: latency is measured (on
-    ``latency_device``, default cpu) when the objective or a constraint reads ``latency_ms``; a latency table
-    adds ``predicted_latency_ms``."""
-    from .objective import parse_objective
-
-    obj = parse_objective(objective, constraints)
-    needed = set(obj.metrics())
-    reported = EVALUATOR_METRICS.get(evaluator)
-    if evaluator == "tabular":  # plus the joined metric tables' columns, and latency_ms for --hardware (issue 10)
-        from .evaluators.metrics_table import reported_metrics
-        reported = reported | reported_metrics(metrics_tables or None, hardware)
-    elif hardware is not None or metrics_tables:
-        raise UserError("--hardware and --metrics-table work with the tabular evaluator (--evaluator tabular)")
-    if reported is not None:
-        missing = sorted(needed - reported)
-        if missing:
-            raise UserError(f"the {evaluator} evaluator does not report {', '.join(missing)} (it reports "
-                            f"{', '.join(sorted(reported))})")
-    opts: dict[str, Any] = {}
-    if latency_clock not in ("wall", "cpu") or (latency_clock == "cpu" and latency_threads != 1):
-        raise UserError(f"bad --latency-clock {latency_clock!r}: use wall, or cpu (with --latency-threads 1)")
-    if evaluator != "train":
-        if latency_device or latency_table:
-            raise UserError("--latency-device and --latency-table work with the train evaluator")
-        return obj, opts
-    if "predicted_latency_ms" in needed and latency_table is None:
-        raise UserError("predicted_latency_ms needs a per-op latency table: --latency-table FILE "
-                        "(make one with `archsearch profile`)")
-    if latency_device or "latency_ms" in needed:
-        opts.update(latency_device=latency_device or "cpu", latency_threads=latency_threads)
-        if latency_clock != "wall":
-            opts["latency_clock"] = latency_clock
-    if latency_table is not None:
-        from .hardware.latency_table import LatencyTable
-        LatencyTable.load(latency_table)  # a bad file fails here, before the run directory exists
-        opts["latency_table"] = str(Path(latency_table).resolve())
-    return obj, opts
-
-
-def input_shape(input_size: str | None, classes: int | None, data: str | None):
-    from .space import InputShape
-
-    if input_size is None:
-        from .data import load_data
-        s = load_data(data).shape
-        return InputShape(s.channels, s.height, s.width, classes or s.num_classes)
-    m = re.fullmatch(r"\s*(\d+)\s*[xX,]\s*(\d+)\s*[xX,]\s*(\d+)\s*", input_size)
-    if m is None or min(int(g) for g in m.groups()) < 1:
-        raise UserError(f"bad --input {input_size!r}: use CxHxW, e.g. 3x224x224")
-    c, h, w = (int(g) for g in m.groups())
-    return InputShape(c, h, w, classes or 1000)
-
-
-def _space(space: str, space_opt: List[str] | None):
-    from .cli import parse_settings
-    from .spaces import get_space
-
-    return get_space(space, **parse_settings(space_opt, "space setting"))
+from ..errors import UserError
+from ._common import input_shape, space_from_options
 
 
 def profile(
@@ -116,9 +45,9 @@ def profile(
     """Measure every candidate op of a space at every input shape it meets, once: a per-op latency table."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from .hardware.latency_table import STATISTICS, profile_space, space_units
+    from ..hardware.latency_table import STATISTICS, profile_space, space_units
 
-    sp = _space(space, space_opt)
+    sp = space_from_options(space, space_opt)
     shape = input_shape(input_size, classes, data)
     if threads < 1 or batch < 1 or repeats < 1 or warmup < 0:
         raise UserError("--threads, --batch and --repeats must be at least 1, --warmup at least 0")
@@ -164,11 +93,11 @@ def cost(
     """Parameters, FLOPs and multiply-adds of one architecture (and its latency, measured or predicted)."""
     import torch
 
-    from .hardware.cost import measure_latency, model_cost
-    from .hardware.latency_table import LatencyTable
-    from .study import load_architecture
+    from ..hardware.cost import measure_latency, model_cost
+    from ..hardware.latency_table import LatencyTable
+    from ..study import load_architecture
 
-    sp = _space(space, space_opt)
+    sp = space_from_options(space, space_opt)
     a = load_architecture(sp, arch)
     shape = input_shape(input_size, classes, data)
     with torch.device("meta"):
@@ -207,7 +136,7 @@ def export(
     check: bool = typer.Option(True, "--check/--no-check", help="Run the file and compare with PyTorch."),
 ) -> None:
     """Export a run's best model (with its trained weights) and check the file against PyTorch."""
-    from .hardware.export import FORMATS, ExportMismatch, export_model
+    from ..hardware.export import FORMATS, ExportMismatch, export_model
 
     if fmt not in FORMATS:
         raise UserError(f"unknown export format {fmt!r}; choose from: {', '.join(FORMATS)}")
@@ -223,9 +152,9 @@ def export(
 
 
 def _run_model(run_dir: Path):
-    from .api import load
-    from .evaluators import EvaluatorSpec
-    from .study import BEST_WEIGHTS
+    from ..api import load
+    from ..evaluators import EvaluatorSpec
+    from ..study import BEST_WEIGHTS
 
     run = load(run_dir)
     if run.best is None:
@@ -250,8 +179,8 @@ def pareto(
     as_json: bool = typer.Option(False, "--json", help="Print the front as JSON instead of a table."),
 ) -> None:
     """The Pareto front of a run (feasible trials): a table and a plot."""
-    from .hardware.pareto_report import default_axes, front_report, plot_front
-    from .study import space_of, summarize
+    from ..hardware.pareto_report import default_axes, front_report, plot_front
+    from ..study import space_of, summarize
 
     summary = summarize(run_dir)
     sp = space_of(summary)

@@ -13,8 +13,8 @@ def report(
     rows: int = typer.Option(200, help="Rows of the trials table (0 = all)."),
 ) -> None:
     """Write a report of a run: progress, results, the best architecture drawn, Pareto front, α over epochs."""
-    from .cli import console
-    from .report import write_report
+    from ._common import console
+    from ..report import write_report
 
     rep = write_report(run_dir, out, max_rows=rows)
     console.print(f"report: {rep.html}  ({len(rep.figures)} figures: {', '.join(sorted(rep.figures))})",

@@ -6,7 +6,7 @@ Every line ends with an ``<eos>`` token; the vocabulary is the training split's 
 the validation or test split outside it become ``<unk>``. Each split's token stream is cut into windows of
 ``bptt`` tokens (35, as DARTS and ENAS): ``x`` a window, ``y`` the same window shifted by one token.
 
-The result is a :class:`TextDataset`, a :class:`~archsearch.data.Dataset` whose ``x`` and ``y`` hold token ids of
+The result is a :class:`TextDataset`, a :class:`~archsearch.datasets.Dataset` whose ``x`` and ``y`` hold token ids of
 shape (N, bptt), so that every strategy, evaluator and training loop handles it unchanged: a language model
 returns logits of shape (N, vocab, bptt), which is what ``cross_entropy`` takes, and the accuracy of a batch is
 its next-word accuracy. Its ``shape`` is ``InputShape(1, 1, bptt, vocab)``. The metric is perplexity,
@@ -23,9 +23,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .data import Dataset
-from .errors import UserError
-from .space import InputShape
+from .core import Dataset
+from ..errors import UserError
+from ..space import InputShape
 
 SPLIT_FILES = {"train": "train.txt", "val": "valid.txt", "test": "test.txt"}
 EOS, UNK = "<eos>", "<unk>"

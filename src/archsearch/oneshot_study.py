@@ -19,8 +19,8 @@ from __future__ import annotations
 import json
 import os
 import time
-from ...runlock import acquire
-from ...safeload import safe_load
+from .runlock import acquire
+from .safeload import safe_load
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -28,18 +28,19 @@ from typing import Any, Callable
 
 import torch
 
-from ... import __version__
-from ...errors import UserError
-from ...evaluators import EvaluatorSpec
-from ...evaluators.training import cached_data
-from ...objective import objective_from_config, parse_objective
-from ...result import Result
-from ...space import Architecture
-from ...spaces import get_space
-from ...storage import RunStore, TrialRecord
-from ...study import BEST_JSON, BEST_WEIGHTS, StudySummary, check_threads, default_run_dir, summarize, trial_seed
-from .distributed import SUPPORTED as DP_SUPPORTED, close_group, init_group, launch
-from .base import ONESHOT, OneShotStrategy, make_oneshot, parse_options
+from ._version import __version__
+from .errors import UserError
+from .evaluators import EvaluatorSpec
+from .datasets import cached_data
+from .objective import objective_from_config, parse_objective
+from .result import Result
+from .space import Architecture
+from .spaces import get_space
+from .storage import RunStore, TrialRecord
+from .study import BEST_JSON, BEST_WEIGHTS, StudySummary, check_threads, default_run_dir, summarize, trial_seed
+from .strategies.oneshot.distributed import SUPPORTED as DP_SUPPORTED, close_group, init_group
+from .strategies.oneshot.ranks import launch
+from .strategies.oneshot.base import ONESHOT, OneShotStrategy, make_oneshot, parse_options
 
 CHECKPOINT = "checkpoint.pt"
 #: Epochs the derived architecture is trained from scratch unless told otherwise (CLI and API).

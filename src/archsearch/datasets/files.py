@@ -7,9 +7,9 @@
   gzipped or not, also inside torchvision's ``MNIST/raw`` folders;
 * an image folder: one sub-folder per class (or ``train/`` and ``test/`` (and ``val/``) each holding them), every
   image resized to ``image_size`` (Pillow);
-* ``.npz`` arrays (:func:`archsearch.data.load_npz`).
+* ``.npz`` arrays (:func:`archsearch.datasets.load_npz`).
 
-:func:`resolve` turns ``--data NAME_OR_PATH`` into a :class:`~archsearch.data.Dataset`: a registered name
+:func:`resolve` turns ``--data NAME_OR_PATH`` into a :class:`~archsearch.datasets.Dataset`: a registered name
 (``cifar10``, ``cifar100``, ``mnist``, ``fashion-mnist`` look in ``$ARCHSEARCH_DATA``, default ``./data``, then
 ``~/.archsearch/data``) or a path whose layout is recognised. Where a dataset has no validation split, 10% of the
 training split (stratified, fixed seed) becomes one. Augmentation names follow the dataset: ``crop_flip`` (random
@@ -25,7 +25,7 @@ from typing import Callable
 
 import numpy as np
 
-from .errors import UserError
+from ..errors import UserError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm")
 DEFAULT_IMAGE_SIZE = 32
@@ -77,7 +77,7 @@ def detect_layout(path: Path) -> str | None:
 
 def load_path(path: Path, image_size: int | None = None):
     """Load the dataset at ``path`` (a directory in one of the layouts above, or a .npz file)."""
-    from .data import load_npz
+    from .core import load_npz
 
     if not path.exists():
         raise UserError(f"data path not found: {path}")
@@ -240,7 +240,7 @@ def load_image_folder(path: Path, size: int = DEFAULT_IMAGE_SIZE):
     """One sub-folder per class (class index = sorted folder names), or ``train/``, ``test/`` (and optionally
     ``val/``) each with the same class folders. Images are resized to ``size`` x ``size``; grayscale when every
     image is, RGB otherwise. Without a test split the images are split 60/20/20 (stratified)."""
-    from .data import make_dataset, split_arrays
+    from .core import make_dataset, split_arrays
 
     if size < 4:
         raise UserError(f"image size must be at least 4, got {size}")
@@ -268,7 +268,7 @@ def _with_val(name: str, x, y, x_test, y_test, augment: str, val_fraction: float
     """A dataset whose validation split is ``val_fraction`` of the training split (stratified, seed 0)."""
     from sklearn.model_selection import train_test_split
 
-    from .data import make_dataset
+    from .core import make_dataset
 
     if x.dtype == np.uint8:
         x, x_test = x.astype(np.float32) / 255.0, x_test.astype(np.float32) / 255.0

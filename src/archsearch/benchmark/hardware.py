@@ -33,15 +33,15 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from .benchmark import _check_names, _context, _round, _std, checkpoints
-from .errors import UserError
-from .evaluators import make_evaluator
-from .hardware.objectives import hypervolume
-from .objective import ConstrainedObjective, ParetoObjective, parse_objective
-from .registry import UnknownNameError
-from .result import OK, Observation, Result
-from .spaces import get_space
-from .strategies import STRATEGIES, make_strategy
+from .tabular import _check_names, _context, _round, _std, checkpoints
+from ..errors import UserError
+from ..evaluators import make_evaluator
+from ..hardware.objectives import hypervolume
+from ..objective import ConstrainedObjective, ParetoObjective, parse_objective
+from ..registry import UnknownNameError
+from ..result import OK, Observation, Result
+from ..spaces import get_space
+from ..strategies import STRATEGIES, make_strategy
 
 __all__ = ["HWRun", "HWBenchmarkResult", "TableScorer", "run_one_hw", "run_hw_benchmark", "write_hw_outputs",
            "hw_table_rows"]

@@ -16,7 +16,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, \
     TimeRemainingColumn
 
-from .errors import UserError
+from ..errors import UserError
 
 
 def train(
@@ -69,8 +69,8 @@ def train(
     quiet: bool = typer.Option(False, help="No progress bar."),
 ) -> None:
     """Train an architecture from scratch (final evaluation) and report test accuracy, params, FLOPs, latency."""
-    from .cli import console, err, parse_settings
-    from .final_train import train_architecture
+    from ..api import train_architecture
+    from ._common import err, parse_settings
 
     if source is None and resume is None:
         raise UserError("give an architecture to train (RUN_DIR, a JSON file or a published name) or --resume DIR")
@@ -125,6 +125,13 @@ def train(
             tasks.clear()
             ref_out = Path(str(result.out) + "-reference")
             ref_result = train_architecture(str(ref_file), data=data or ref_data, out=ref_out, **kwargs)
+    _print_result(result, ref_result, as_json)
+
+
+def _print_result(result, ref_result, as_json: bool) -> None:
+    """The final metrics (and the reference's, when it was trained beside): a line, or one JSON object."""
+    from ._common import console
+
     m = result.metrics
     if ref_result is not None:
         m = {**m, "reference_test_accuracy": ref_result.metrics["test_accuracy"],
@@ -145,8 +152,8 @@ def train(
 
 def _reference_source(source: str | None) -> tuple[Path, str | None]:
     """The run's hand-designed reference as an architecture file (written into the run), and the run's data."""
-    from .arch_sources import resolve_source
-    from .storage import RunStore
+    from ..arch_sources import resolve_source
+    from ..storage import RunStore
 
     if source is None or not RunStore.is_run(source):
         raise UserError("--with-reference needs a run directory (its reference is stored with the run)")

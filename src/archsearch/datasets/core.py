@@ -13,9 +13,9 @@ from typing import Callable
 import numpy as np
 import torch
 
-from .errors import UserError
-from .registry import Registry
-from .space import InputShape
+from ..errors import UserError
+from ..registry import Registry
+from ..space import InputShape
 
 
 @dataclass
@@ -143,26 +143,3 @@ def _check_xy(path: Path, x: np.ndarray, y: np.ndarray, xn: str, yn: str) -> tup
     if x.dtype.kind in "ub" and x.max() > 1:
         x = x.astype(np.float32) / 255.0
     return x.astype(np.float32), y
-
-
-def load_data(spec: str | os.PathLike | None = None, image_size: int | None = None) -> Dataset:
-    """Resolve ``--data``: None or a registered name ('digits'), a local dataset by name ('cifar10', 'cifar100',
-    'mnist', 'fashion-mnist': looked for under $ARCHSEARCH_DATA, never downloaded), or a path: a ``.npz`` file or a
-    folder in a recognised layout (:mod:`archsearch.data_files`; ``image_size`` resizes an image folder)."""
-    from . import data_files
-
-    if spec is None or str(spec) == "":
-        spec = "digits"
-    s = str(spec)
-    if s in DATASETS:
-        return DATASETS.get(s)()
-    if s in data_files.NAMED_FOLDERS:
-        return data_files.load_path(data_files.find_named(s), image_size)
-    from .text import is_corpus, load_corpus  # a text corpus: train.txt valid.txt test.txt (PTB layout)
-
-    if is_corpus(s):
-        return load_corpus(s)
-    if s.endswith(".npz") or Path(s).exists() or "/" in s or os.sep in s:  # a path (maybe a missing one)
-        return data_files.load_path(Path(s), image_size)
-    names = ", ".join(DATASETS.names() + list(data_files.NAMED_FOLDERS))
-    raise UserError(f"unknown dataset {s!r}: give a .npz file, a data folder, or one of: {names}")

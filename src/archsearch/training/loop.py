@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .data import Dataset
+from ..datasets import Dataset
 
 
 class TrainingDiverged(RuntimeError):

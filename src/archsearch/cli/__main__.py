@@ -1,0 +1,4 @@
+"""``python -m archsearch.cli``."""
+from . import main
+
+main()

@@ -1,0 +1,153 @@
+"""What the command modules share: the consoles, KEY=VALUE settings, the run's options from the objective and
+constraints, printing a run's best and its reference line, and the one-line error."""
+from __future__ import annotations
+
+import json
+import re
+import sys
+from pathlib import Path
+from typing import Any, List
+
+from rich.console import Console
+
+from ..errors import UserError
+
+console = Console()
+err = Console(stderr=True)
+
+
+def parse_settings(items: List[str] | None, what: str) -> dict[str, Any]:
+    """KEY=VALUE pairs; values are read as JSON when they parse (numbers, lists, true/false), else strings."""
+    out: dict[str, Any] = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise UserError(f"bad {what} {item!r}: use KEY=VALUE")
+        try:
+            out[key] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key] = value
+    return out
+
+
+def print_best(summary, space) -> None:
+    c = summary.counts
+    console.print(f"trials: {sum(c.values())} ({', '.join(f'{k} {v}' for k, v in sorted(c.items()))}) "
+                  f"in {summary.elapsed_seconds:.0f}s; run directory {summary.run_dir}")
+    if summary.best is None:
+        console.print("[red]no trial finished successfully[/]")
+        return
+    b = summary.best
+    console.print(f"best architecture (trial {b.number}): {space.format(b.arch)}")
+    val, test = b.metrics.get("val_accuracy"), b.metrics.get("test_accuracy")
+    console.print(f"val accuracy {pct(val)}  test accuracy {pct(test)}"
+                  + (f"  params {int(b.metrics['params']):,}" if "params" in b.metrics else "")
+                  + (f"  ({b.fidelity:g} epochs)" if b.fidelity else ""))
+    line = reference_line(summary)
+    if line:
+        console.print(line)
+
+
+def reference_line(summary) -> str | None:
+    """'best found vs reference: +x.xx points' (val, and test when known), said plainly when it did not win."""
+    ref = summary.reference
+    if not ref:
+        return None
+    if ref.get("status") != "ok":
+        return f"hand-designed reference {ref.get('text')}: {ref.get('status')} ({ref.get('error') or 'no result'})"
+    dv, dt = summary.versus_reference("val_accuracy"), summary.versus_reference("test_accuracy")
+    if dv is None:
+        return None
+    m = ref.get("metrics", {})
+    text = (f"best found vs reference: {dv:+.2f} points val" + ("" if dt is None else f", {dt:+.2f} test")
+            + f" (reference {ref.get('text')}: val {pct(m.get('val_accuracy'))}, test {pct(m.get('test_accuracy'))})")
+    if dv <= 0:
+        text += "; the search did not beat the hand-designed reference"
+    return text
+
+
+def pct(v: Any) -> str:
+    return "-" if v is None else f"{v:.2f}%"
+
+
+def num(v: Any, digits: int = 2) -> str:
+    return "-" if v is None else f"{v:.{digits}f}"
+
+
+def fail(message: str, code: int) -> None:
+    # one line, whatever a path or name in the message holds: control characters are shown escaped
+    message = "".join(c if c.isprintable() else ascii(c)[1:-1] for c in " ".join(message.splitlines()))
+    err.print(f"error: {message}", markup=False, highlight=False, soft_wrap=True)
+    sys.exit(code)
+
+
+#: What each built-in evaluator reports (a constraint or objective on anything else could never be met).
+EVALUATOR_METRICS = {
+    "train": {"val_accuracy", "test_accuracy", "params", "flops", "macs", "latency_ms", "predicted_latency_ms",
+              "train_seconds", "train_loss", "val_perplexity", "test_perplexity"},  # perplexity: text corpora
+    "tabular": {"val_accuracy", "test_accuracy"},
+}
+
+
+def search_options(objective: str | None, constraints: List[str] | None, evaluator: str,
+                   latency_device: str | None, latency_threads: int, latency_table: Path | None,
+                   latency_clock: str = "wall", hardware: str | None = None,
+                   metrics_tables: List[Path] | None = None):
+    """The search's objective and the evaluator options its metrics need: latency is measured (on
+    ``latency_device``, default cpu) when the objective or a constraint reads ``latency_ms``; a latency table
+    adds ``predicted_latency_ms``."""
+    from ..objective import parse_objective
+
+    obj = parse_objective(objective, constraints)
+    needed = set(obj.metrics())
+    reported = EVALUATOR_METRICS.get(evaluator)
+    if evaluator == "tabular":  # plus the joined metric tables' columns, and latency_ms for --hardware (issue 10)
+        from ..evaluators.metrics_table import reported_metrics
+        reported = reported | reported_metrics(metrics_tables or None, hardware)
+    elif hardware is not None or metrics_tables:
+        raise UserError("--hardware and --metrics-table work with the tabular evaluator (--evaluator tabular)")
+    if reported is not None:
+        missing = sorted(needed - reported)
+        if missing:
+            raise UserError(f"the {evaluator} evaluator does not report {', '.join(missing)} (it reports "
+                            f"{', '.join(sorted(reported))})")
+    opts: dict[str, Any] = {}
+    if latency_clock not in ("wall", "cpu") or (latency_clock == "cpu" and latency_threads != 1):
+        raise UserError(f"bad --latency-clock {latency_clock!r}: use wall, or cpu (with --latency-threads 1)")
+    if evaluator != "train":
+        if latency_device or latency_table:
+            raise UserError("--latency-device and --latency-table work with the train evaluator")
+        return obj, opts
+    if "predicted_latency_ms" in needed and latency_table is None:
+        raise UserError("predicted_latency_ms needs a per-op latency table: --latency-table FILE "
+                        "(make one with `archsearch profile`)")
+    if latency_device or "latency_ms" in needed:
+        opts.update(latency_device=latency_device or "cpu", latency_threads=latency_threads)
+        if latency_clock != "wall":
+            opts["latency_clock"] = latency_clock
+    if latency_table is not None:
+        from ..hardware.latency_table import LatencyTable
+        LatencyTable.load(latency_table)  # a bad file fails here, before the run directory exists
+        opts["latency_table"] = str(Path(latency_table).resolve())
+    return obj, opts
+
+
+def input_shape(input_size: str | None, classes: int | None, data: str | None):
+    from ..space import InputShape
+
+    if input_size is None:
+        from ..datasets import load_data
+        s = load_data(data).shape
+        return InputShape(s.channels, s.height, s.width, classes or s.num_classes)
+    m = re.fullmatch(r"\s*(\d+)\s*[xX,]\s*(\d+)\s*[xX,]\s*(\d+)\s*", input_size)
+    if m is None or min(int(g) for g in m.groups()) < 1:
+        raise UserError(f"bad --input {input_size!r}: use CxHxW, e.g. 3x224x224")
+    c, h, w = (int(g) for g in m.groups())
+    return InputShape(c, h, w, classes or 1000)
+
+
+def space_from_options(space: str, space_opt: List[str] | None):
+    """``--space`` with its ``--space-opt KEY=VALUE`` settings."""
+    from ..spaces import get_space
+
+    return get_space(space, **parse_settings(space_opt, "space setting"))

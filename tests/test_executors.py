@@ -30,9 +30,9 @@ def test_process_pool_runs_trials_in_parallel(tmp_path):
     assert summary.counts == {"ok": 10}
     assert len({t.metrics["pid"] for t in summary.trials}) == 2  # both workers did work
     assert {t.metrics["threads"] for t in summary.trials} == {1.0}  # --threads 1 in every worker
-    starts = sorted(t.started for t in summary.trials)
-    ends = sorted(t.finished for t in summary.trials)
-    assert starts[1] < ends[0]  # two trials overlapped in time
+    spans = [(t.started, t.finished) for t in summary.trials]
+    # two trials overlapped in time (any two: the workers start staggered, so the first two may just touch)
+    assert any(a0 < b1 and b0 < a1 for i, (a0, a1) in enumerate(spans) for b0, b1 in spans[i + 1:])
 
 
 @pytest.mark.parametrize("retries, status", [(0, "failed"), (1, "ok")])

@@ -226,17 +226,17 @@ def _tabular_study(tmp_path, name, trials, dirname):
 
 @pytest.mark.parametrize("name", STRATEGIES.names())
 def test_a_tabular_search_finds_good_cells_and_resumes_as_if_never_stopped(name, tmp_path, table):
-    """On the NAS-Bench-201 table through the run store: 24 trials reach the table's top quarter, and a run stopped
-    after 10 trials resumes (a fresh strategy, its state rebuilt from the store) to the same 24 trials."""
-    full = _tabular_study(tmp_path, name, 24, "full").run()
-    assert full.counts.get("ok", 0) >= 20
+    """On the NAS-Bench-201 table through the run store: 20 trials reach the table's top quarter, and a run stopped
+    after 8 trials resumes (a fresh strategy, its state rebuilt from the store) to the same 20 trials."""
+    full = _tabular_study(tmp_path, name, 20, "full").run()
+    assert full.counts.get("ok", 0) >= 16
     assert full.best.value >= table["p75"], (full.best.value, table["p75"])
-    part = _tabular_study(tmp_path, name, 24, "part")
-    part.budget = Budget(trials=10)  # as if killed after 10 trials
+    part = _tabular_study(tmp_path, name, 20, "part")
+    part.budget = Budget(trials=8)  # as if killed after 8 trials
     part.run()
     part.release()
     kept = [(t.arch, t.value) for t in RunStore(tmp_path / "part").trials()]
-    assert len(kept) == 10
+    assert len(kept) == 8
     resumed = Study.resume(tmp_path / "part").run()
-    assert [(t.arch, t.value) for t in resumed.trials[:10]] == kept  # nothing finished is changed
+    assert [(t.arch, t.value) for t in resumed.trials[:8]] == kept  # nothing finished is changed
     assert [t.arch for t in resumed.trials] == [t.arch for t in full.trials]

@@ -26,7 +26,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("executors", ("executors",)),
     ("strategies", ("strategies",)),
     ("evaluators", ("evaluators",)),
-    ("study", ("schedulers", "summary", "study", "oneshot_study")),
+    ("study", ("schedulers", "summary", "study", "oneshot_study", "run_config")),
     ("tools over runs", ("arch_sources", "benchmark", "report")),
     ("dashboard", ("dashboard",)),
     ("api", ("api",)),
@@ -174,4 +174,4 @@ def test_the_checks_can_fail(tmp_path):
     with pytest.raises(AssertionError, match="no layer"):
         layer_of("not_a_module")
     # the real graph has the edges we expect to see, so the walk reads lazy imports too
-    assert "study" in GRAPH["cli.search"] and "spaces.registry" in GRAPH["spaces.macro"]
+    assert "run_config" in GRAPH["cli.search"] and "spaces.registry" in GRAPH["spaces.macro"]

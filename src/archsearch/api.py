@@ -2,7 +2,7 @@
 opens a finished (or interrupted) run."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Callable
 
@@ -10,7 +10,7 @@ import torch
 
 from .datasets import Dataset
 from .errors import UserError
-from .objective import parse_objective
+from .run_config import DEFAULT_STRATEGY_OPTIONS, DEFAULTS, RunConfig  # noqa: F401  (DEFAULT_*: public names)
 from .safeload import safe_load
 from .space import Architecture, SearchSpace
 from .storage import TrialRecord
@@ -19,66 +19,39 @@ from .training.final import (CHECKPOINT, RECIPE_SIZES, RESULT_JSON, Architecture
                              StepProgress, read_config, recipe, train_final)
 
 
-#: The default search: a useful result on the embedded digits in about two minutes on 2 CPU cores.
-DEFAULTS = {"space": "macro", "strategy": "bo", "trials": 30, "seconds": 165.0, "epochs": 6}
-#: Strategy settings for budgets of tens of trials (Real et al. use population 100 for 20,000 trials; a
-#: population of ~1/4 of the budget leaves room for evolution).
-DEFAULT_STRATEGY_OPTIONS = {"evolution": {"population": 8, "sample_size": 3}}
-
-
 def search(space: str = DEFAULTS["space"], strategy: str = DEFAULTS["strategy"], *,
            trials: int | None = None, seconds: float | None = None, epochs: int = DEFAULTS["epochs"],
            data: str | None = None, seed: int = 0, evaluator: str = "train", objective: str | None = None,
            out: str | Path | None = None, space_config: dict[str, Any] | None = None,
            strategy_options: dict[str, Any] | None = None, evaluator_options: dict[str, Any] | None = None,
            train_epochs: int | None = None, workers: int | None = None, executor: str | None = None,
-           address: str | None = None, threads: int | None = None, scheduler: str = "fifo", min_epochs: int | None = None, eta: int = 3,
-           reference: bool = True) -> "Run":
+           address: str | None = None, threads: int | None = None, scheduler: str = "fifo",
+           min_epochs: int | None = None, eta: int = 3, reference: bool = True, **more: Any) -> "Run":
     """Search ``space`` with ``strategy`` within the budget; returns the run (best, trials, model()).
 
-    ``space`` is a registered name: register your own space function with ``archsearch.register_space``.
-    Black-box strategies: ``trials`` (default 30) and/or ``seconds``, each trial trained ``epochs`` epochs;
-    ``executor`` ('inline', 'process', 'ray'; ``address`` of a Ray cluster) with ``workers`` (default: one per
-    core) runs trials in parallel. One-shot strategies
-    (darts, gdas, ...): ``epochs`` search epochs, then the derived architecture is trained ``train_epochs``
-    (default 10); ``workers`` > 1 runs the supernet search data-parallel.
-    ``scheduler`` ('asha', 'hyperband', 'sh', 'bohb', 'median'; default 'fifo') trains black-box trials in rungs
-    of ``min_epochs * eta**k`` epochs up to ``epochs``, promoting the best from their checkpoints;
-    ``reference`` also trains the space's hand-designed reference (``Run.versus_reference()``).
+    The same run as ``archsearch search`` with the same arguments (both are a :class:`RunConfig`): ``space`` is a
+    registered name (register your own with ``archsearch.register_space``). Black-box strategies: ``trials``
+    and/or ``seconds`` (neither: 30 trials within 165 s), each trial trained ``epochs`` epochs; ``executor``
+    ('inline', 'process', 'ray'; ``address`` of a Ray cluster) with ``workers`` (default: one per core) runs
+    trials in parallel. One-shot strategies (darts, gdas, ...): ``epochs`` search epochs, then the derived
+    architecture is trained ``train_epochs`` (default 10); ``workers`` > 1 runs the supernet search
+    data-parallel. ``scheduler`` ('asha', 'hyperband', 'sh', 'bohb', 'median'; default 'fifo') trains black-box
+    trials in rungs of ``min_epochs * eta**k`` epochs up to ``epochs``, promoting the best from their
+    checkpoints; ``reference`` also trains the space's hand-designed reference (``Run.versus_reference()``).
+    ``more``: the other :class:`RunConfig` fields (``constraints``, ``reference_point``, ``retries``,
+    ``trial_timeout``, ``table``, ``metrics_tables``, ``hardware``, ``device``, ``latency_*``). An argument the
+    run would not use is a one-line :class:`UserError`, never ignored.
     """
-    from .strategies.oneshot import ONESHOT
-
-    ev_opts = dict(evaluator_options or {})
-    if strategy in ONESHOT:
-        from .errors import UserError
-        from .oneshot_study import DEFAULT_TRAIN_EPOCHS, OneShotStudy
-
-        if scheduler != "fifo" or min_epochs is not None:
-            raise UserError(f"scheduler and min_epochs are for black-box strategies; {strategy} trains one supernet")
-        if trials is not None:
-            raise UserError("trials is for black-box strategies; a one-shot search trains one supernet: give "
-                            "epochs (search) and train_epochs (the derived architecture)")
-        if evaluator == "train":
-            ev_opts = {"data": data, "epochs": train_epochs or DEFAULT_TRAIN_EPOCHS, **ev_opts}
-        oneshot = OneShotStudy.create(space=space, strategy=strategy, epochs=epochs, seed=seed,
-                                      space_config=space_config, strategy_options=strategy_options,
-                                      evaluator=evaluator, evaluator_options=ev_opts,
-                                      objective=parse_objective(objective), run_dir=out, seconds=seconds,
-                                      data=data, workers=1 if workers is None else workers,
-                                      executor=executor or "process",
-                                      address=address)
-        oneshot.run()
-        return load(oneshot.run_dir)
-    if evaluator == "train":
-        ev_opts = {"data": data, "epochs": epochs, **ev_opts}
-    if trials is None and seconds is None:
-        trials = DEFAULTS["trials"]
-    st_opts = {**DEFAULT_STRATEGY_OPTIONS.get(strategy, {}), **(strategy_options or {})}
-    study = Study.create(space=space, strategy=strategy, evaluator=evaluator, budget=Budget(trials, seconds),
-                         seed=seed, space_config=space_config, strategy_options=st_opts,
-                         evaluator_options=ev_opts, objective=parse_objective(objective), run_dir=out,
-                         executor=executor or "inline", workers=workers, address=address, threads=threads,
-                         scheduler=scheduler, min_epochs=min_epochs, eta=eta, reference=reference)
+    unknown = sorted(set(more) - {f.name for f in fields(RunConfig)})
+    if unknown:
+        raise TypeError(f"search() got unexpected keyword argument(s) {', '.join(unknown)}")
+    config = RunConfig(space=space, strategy=strategy, trials=trials, seconds=seconds, epochs=epochs, data=data,
+                       seed=seed, evaluator=evaluator, objective=objective, out=out,
+                       space_config=dict(space_config or {}), strategy_options=dict(strategy_options or {}),
+                       evaluator_options=dict(evaluator_options or {}), train_epochs=train_epochs, workers=workers,
+                       executor=executor, address=address, threads=threads, scheduler=scheduler,
+                       min_epochs=min_epochs, eta=eta, reference=reference, **more)
+    study = config.build()
     study.run()
     return load(study.run_dir)
 

@@ -21,7 +21,6 @@ worker processes and every strategy sees the same seeds.
 """
 from __future__ import annotations
 
-import inspect
 import json
 import math
 import os
@@ -41,7 +40,7 @@ from ..objective import ConstrainedObjective, ParetoObjective, parse_objective
 from ..registry import UnknownNameError
 from ..result import OK, Observation, Result
 from ..spaces import get_space
-from ..strategies import STRATEGIES, make_strategy
+from ..strategies import make_strategy, strategy_options_for
 
 __all__ = ["HWRun", "HWBenchmarkResult", "TableScorer", "run_one_hw", "run_hw_benchmark", "write_hw_outputs",
            "hw_table_rows"]
@@ -121,15 +120,8 @@ def _front_mask(Y: np.ndarray) -> np.ndarray:
 
 
 def strategy_options(name: str, objective: Any, ref_point: Sequence[float] | None = None) -> dict[str, Any]:
-    """``constraints`` for strategies that take them, when the objective has constraints; ``ref_point`` (the
-    hypervolume's reference point, maximised orientation) for strategies that take one, when given."""
-    params = inspect.signature(STRATEGIES.get(name)).parameters
-    out: dict[str, Any] = {}
-    if isinstance(objective, ConstrainedObjective) and "constraints" in params:
-        out["constraints"] = [c.spec() for c in objective.constraints]
-    if ref_point is not None and "ref_point" in params:
-        out["ref_point"] = [float(v) for v in ref_point]
-    return out
+    """What the strategy is told of the objective, by what it declares (:func:`strategy_options_for`)."""
+    return strategy_options_for(name, objective, ref_point)
 
 
 # ---- one run -----------------------------------------------------------------------------------------------

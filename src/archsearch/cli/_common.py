@@ -1,11 +1,10 @@
-"""What the command modules share: the consoles, KEY=VALUE settings, the run's options from the objective and
-constraints, printing a run's best and its reference line, and the one-line error."""
+"""What the command modules share: the consoles, KEY=VALUE settings, printing a run's best and its reference
+line, and the one-line error."""
 from __future__ import annotations
 
 import json
 import re
 import sys
-from pathlib import Path
 from typing import Any, List
 
 from rich.console import Console
@@ -79,57 +78,6 @@ def fail(message: str, code: int) -> None:
     message = "".join(c if c.isprintable() else ascii(c)[1:-1] for c in " ".join(message.splitlines()))
     err.print(f"error: {message}", markup=False, highlight=False, soft_wrap=True)
     sys.exit(code)
-
-
-#: What each built-in evaluator reports (a constraint or objective on anything else could never be met).
-EVALUATOR_METRICS = {
-    "train": {"val_accuracy", "test_accuracy", "params", "flops", "macs", "latency_ms", "predicted_latency_ms",
-              "train_seconds", "train_loss", "val_perplexity", "test_perplexity"},  # perplexity: text corpora
-    "tabular": {"val_accuracy", "test_accuracy"},
-}
-
-
-def search_options(objective: str | None, constraints: List[str] | None, evaluator: str,
-                   latency_device: str | None, latency_threads: int, latency_table: Path | None,
-                   latency_clock: str = "wall", hardware: str | None = None,
-                   metrics_tables: List[Path] | None = None):
-    """The search's objective and the evaluator options its metrics need: latency is measured (on
-    ``latency_device``, default cpu) when the objective or a constraint reads ``latency_ms``; a latency table
-    adds ``predicted_latency_ms``."""
-    from ..objective import parse_objective
-
-    obj = parse_objective(objective, constraints)
-    needed = set(obj.metrics())
-    reported = EVALUATOR_METRICS.get(evaluator)
-    if evaluator == "tabular":  # plus the joined metric tables' columns, and latency_ms for --hardware (issue 10)
-        from ..evaluators.metrics_table import reported_metrics
-        reported = reported | reported_metrics(metrics_tables or None, hardware)
-    elif hardware is not None or metrics_tables:
-        raise UserError("--hardware and --metrics-table work with the tabular evaluator (--evaluator tabular)")
-    if reported is not None:
-        missing = sorted(needed - reported)
-        if missing:
-            raise UserError(f"the {evaluator} evaluator does not report {', '.join(missing)} (it reports "
-                            f"{', '.join(sorted(reported))})")
-    opts: dict[str, Any] = {}
-    if latency_clock not in ("wall", "cpu") or (latency_clock == "cpu" and latency_threads != 1):
-        raise UserError(f"bad --latency-clock {latency_clock!r}: use wall, or cpu (with --latency-threads 1)")
-    if evaluator != "train":
-        if latency_device or latency_table:
-            raise UserError("--latency-device and --latency-table work with the train evaluator")
-        return obj, opts
-    if "predicted_latency_ms" in needed and latency_table is None:
-        raise UserError("predicted_latency_ms needs a per-op latency table: --latency-table FILE "
-                        "(make one with `archsearch profile`)")
-    if latency_device or "latency_ms" in needed:
-        opts.update(latency_device=latency_device or "cpu", latency_threads=latency_threads)
-        if latency_clock != "wall":
-            opts["latency_clock"] = latency_clock
-    if latency_table is not None:
-        from ..hardware.latency_table import LatencyTable
-        LatencyTable.load(latency_table)  # a bad file fails here, before the run directory exists
-        opts["latency_table"] = str(Path(latency_table).resolve())
-    return obj, opts
 
 
 def input_shape(input_size: str | None, classes: int | None, data: str | None):

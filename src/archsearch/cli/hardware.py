@@ -1,7 +1,7 @@
 """Hardware-aware commands: ``profile`` (per-op latency table), ``cost`` (params, MAdds, latency of one
 architecture), ``export`` (a run's best model to ONNX / TorchScript / torch.export) and ``pareto`` (a run's
-Pareto front, plotted and tabulated); plus :func:`search_options`, which turns ``search``'s ``--objective``,
-``--constraint`` and ``--latency-*`` options into an objective and evaluator options.
+Pareto front, plotted and tabulated). (``search``'s ``--objective``, ``--constraint`` and ``--latency-*`` options
+become an objective and evaluator options in :class:`~archsearch.run_config.RunConfig`.)
 
 Thin, like the rest of the CLI: options are parsed here, the work is done in :mod:`archsearch.hardware`.
 The main CLI adds the commands with ``register(app)``.

@@ -3,15 +3,14 @@ one-shot kind)."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, List, Optional
+from typing import List, Optional
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, \
     TimeRemainingColumn
 
-from ..api import DEFAULT_STRATEGY_OPTIONS, DEFAULTS
-from ..errors import UserError
-from ._common import err, parse_settings, print_best, search_options
+from ..run_config import DEFAULTS, RunConfig
+from ._common import err, parse_settings, print_best
 
 
 def search(
@@ -78,53 +77,29 @@ def search(
 ) -> None:
     """Search a space for the best architecture on your data. One-shot strategies train one supernet for --epochs
     (--seconds: their compute budget; nasib fits its schedule to it), then train the derived architecture."""
-    from ..spaces import SPACES
-    from ..strategies.oneshot import ONESHOT
-    from ..oneshot_study import is_oneshot_run
-    from ..study import Budget, Study
-
-    if (resume is None and strategy in ONESHOT) or (resume is not None and is_oneshot_run(resume)):
-        unused = {"--scheduler": scheduler != "fifo", "--min-epochs": min_epochs is not None, "--eta": eta != 3,
-                  "--retries": retries != 0, "--trial-timeout": trial_timeout is not None,
-                  "--reference-point": reference_point is not None, "--metrics-table": bool(metrics_table),
-                  "--hardware": hardware is not None}
-        _refuse_unused(unused, f"{strategy} is a one-shot strategy (it trains one supernet, not trials)")
+    config = RunConfig(
+        space=space, strategy=strategy, trials=trials, seconds=seconds, epochs=epochs, train_epochs=train_epochs,
+        seed=seed, data=data, evaluator=evaluator, table=None if table is None else str(table),
+        metrics_tables=[str(t) for t in metrics_table] if metrics_table else None, hardware=hardware,
+        objective=objective, constraints=list(constraint) if constraint else None, reference_point=reference_point,
+        latency_device=latency_device, latency_threads=latency_threads, latency_clock=latency_clock,
+        latency_table=None if latency_table is None else str(latency_table), out=out, device=device,
+        space_config=parse_settings(space_opt, "space setting"),
+        strategy_options=parse_settings(strategy_opt, "strategy option"),
+        executor=None if executor == "inline" else executor, workers=workers,
+        threads=threads, address=address, retries=retries, trial_timeout=trial_timeout, scheduler=scheduler,
+        min_epochs=min_epochs, eta=eta, reference=reference)
+    if resume is not None:
+        study = RunConfig.resume(resume, given=config.given(), cli=True)
+    else:
+        study = config.build(cli=True)
+    from ..oneshot_study import OneShotStudy
+    if isinstance(study, OneShotStudy):
         from .oneshot import search_oneshot
         if dashboard:  # issue 20: the dashboard beside the one-shot search, over its run's folder
             from ..dashboard.launch import beside_search
-            err.print(f"dashboard: {beside_search(resume or out)}", markup=False, highlight=False)
-        return search_oneshot(space=space, strategy=strategy, trials=trials, seconds=seconds, epochs=epochs,
-                              train_epochs=train_epochs, seed=seed, data=data, evaluator=evaluator, table=table,
-                              objective=objective, out=out, device=device, resume=resume, space_opt=space_opt,
-                              strategy_opt=strategy_opt, executor=executor, workers=workers, address=address,
-                              threads=threads, quiet=quiet, hardware={"constraints": constraint, "latency_device": latency_device,
-                                        "latency_threads": latency_threads, "latency_table": latency_table,
-                                        "latency_clock": latency_clock})
-    _refuse_unused({"--train-epochs": train_epochs is not None},
-                   f"{strategy} is a black-box strategy (each trial trains --epochs; one-shot strategies train "
-                   "their derived architecture --train-epochs)")
-    if evaluator != "tabular":
-        _refuse_unused({"--metrics-table": bool(metrics_table), "--hardware": hardware is not None,
-                        "--table": table is not None}, f"they are for the tabular evaluator, not {evaluator}")
-    if resume is not None:
-        study = Study.resume(resume)
-    else:
-        SPACES.get(space)
-        if trials is None and seconds is None:
-            trials, seconds = DEFAULTS["trials"], DEFAULTS["seconds"]
-        budget = Budget(trials, seconds)
-        if epochs < 1:
-            raise UserError(f"--epochs must be at least 1, got {epochs}")
-        objective_, hw_opts = search_options(objective, constraint, evaluator, latency_device, latency_threads,
-                                             latency_table, latency_clock, hardware, metrics_table)
-        ev_opts = _evaluator_options(evaluator, data, epochs, device, hw_opts, table, metrics_table, hardware)
-        st_opts = _strategy_options(strategy, strategy_opt, objective_, reference_point)
-        study = Study.create(space=space, strategy=strategy, evaluator=evaluator, budget=budget, seed=seed,
-                             space_config=parse_settings(space_opt, "space setting"), strategy_options=st_opts,
-                             evaluator_options=ev_opts, objective=objective_, run_dir=out,
-                             executor=executor, workers=workers, address=address, retries=retries,
-                             trial_timeout=trial_timeout, threads=threads, scheduler=scheduler,
-                             min_epochs=min_epochs, eta=eta, reference=reference)
+            err.print(f"dashboard: {beside_search(study.run_dir)}", markup=False, highlight=False)
+        return search_oneshot(study, resumed=resume is not None, quiet=quiet)
     done0 = len([r for r in study.store.trials() if r.done])
     err.print(f"[bold]archsearch[/] {study.space.name} / {study.strategy.name} -> {study.run_dir}"
               + (f" (resuming at {done0} finished trials)" if resume else ""))
@@ -133,51 +108,6 @@ def search(
         err.print(f"dashboard: {beside_search(study.run_dir)}", markup=False, highlight=False)
     summary = _run_with_progress(study, done0, quiet)
     print_best(summary, study.space)
-
-
-def _evaluator_options(evaluator: str, data: str | None, epochs: int, device: str, hw_opts: dict[str, Any],
-                       table: Path | None, metrics_table: List[Path] | None, hardware: str | None) -> dict[str, Any]:
-    """The evaluator's options from the flags; a data file is read once here, so a bad one fails in one line
-    before the run directory exists."""
-    if data is not None and evaluator in ("train", "weight-sharing"):
-        from ..datasets import load_data
-        load_data(data)
-        data = str(Path(data).resolve()) if Path(data).exists() else data
-    if evaluator == "train":
-        return {"data": data, "epochs": epochs, "device": None if device == "auto" else device, **hw_opts}
-    if evaluator == "weight-sharing":  # --epochs: of the SPOS supernet that ranks the architectures
-        return {"data": data, "epochs": epochs, "device": None if device == "auto" else device}
-    ev_opts: dict[str, Any] = {"table": str(table)} if table else {}
-    if metrics_table:
-        ev_opts["metrics_tables"] = [str(Path(t).resolve()) for t in metrics_table]
-    if hardware:
-        ev_opts["hardware"] = hardware
-    return ev_opts
-
-
-def _strategy_options(strategy: str, strategy_opt: List[str] | None, objective_, reference_point: str | None
-                      ) -> dict[str, Any]:
-    """The strategy's options: its defaults, what a constraint-aware strategy is told of the objective (the
-    constraints, a reference point), then ``--strategy-opt`` on top."""
-    from ..benchmark.hardware import strategy_options
-    from ..objective import reference_point as check_reference
-
-    st_opts = {**DEFAULT_STRATEGY_OPTIONS.get(strategy, {}), **parse_settings(strategy_opt, "strategy option")}
-    ref = None if reference_point is None else check_reference(objective_, reference_point)
-    told = strategy_options(strategy, objective_, ref)
-    if ref is not None and "ref_point" not in told:
-        raise UserError(f"strategy {strategy} does not take a reference point (bo-ehvi does)")
-    st_opts = {**told, **st_opts}
-    if "ref_point" in st_opts:  # also when given as --strategy-opt ref_point=[...] (maximised orientation)
-        st_opts["ref_point"] = check_reference(objective_, st_opts["ref_point"], oriented=True)
-    return st_opts
-
-
-def _refuse_unused(given: dict[str, bool], why: str) -> None:
-    """A flag the chosen strategy or evaluator would not use is an error, never silently dropped."""
-    flags = [name for name, is_given in given.items() if is_given]
-    if flags:
-        raise UserError(f"{', '.join(flags)} would be ignored: {why}")
 
 
 def _run_with_progress(study, done0: int, quiet: bool):

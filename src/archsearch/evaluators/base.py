@@ -35,6 +35,21 @@ def make_evaluator(name: str, space: SearchSpace, **options: Any) -> Evaluator:
     return EVALUATORS.get(name)(space, **options)
 
 
+def reported_metrics(name: str, options: dict[str, Any] | None = None) -> set[str] | None:
+    """The metrics the registered evaluator ``name`` declares it reports with ``options`` (its ``reports``, or its
+    ``reported_metrics(options)`` when they depend on them); None when it declares nothing (not checked)."""
+    cls = EVALUATORS.get(name)
+    if hasattr(cls, "reported_metrics"):
+        return set(cls.reported_metrics(dict(options or {})))
+    reports = getattr(cls, "reports", None)
+    return None if reports is None else set(reports)
+
+
+def fidelities(name: str) -> tuple[str, ...]:
+    """The fidelities the registered evaluator ``name`` declares (``("epochs",)`` for training; () for one)."""
+    return tuple(getattr(EVALUATORS.get(name), "fidelities", ()))
+
+
 @dataclass(frozen=True)
 class EvaluatorSpec:
     """A picklable recipe for an evaluator: rebuilt in worker processes and on resume."""

@@ -162,6 +162,15 @@ class TabularEvaluator:
     given charges every cell the same. ``fidelity`` is ignored: a table holds one training length.
     """
 
+    reports = frozenset({"val_accuracy", "test_accuracy", "arch_index", "train_seconds"})
+    fidelities = ()  # (one row per cell: the table's 12 epochs)
+
+    @classmethod
+    def reported_metrics(cls, options: dict[str, Any]) -> set[str]:
+        """``reports`` plus the joined metric tables' columns (and ``latency_ms`` for ``hardware``)."""
+        from .metrics_table import reported_metrics
+        return set(cls.reports) | reported_metrics(options.get("metrics_tables"), options.get("hardware"))
+
     name = "tabular"
 
     def __init__(self, space: SearchSpace, table: str | Path | None = None, seconds_per_query: float = 0.0,

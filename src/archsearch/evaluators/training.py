@@ -58,6 +58,11 @@ class TrainingEvaluator:
 
     #: the study may pass ``checkpoint``, ``deadline`` and ``horizon`` (multi-fidelity scheduling, budgets)
     resumable = True
+    #: what every result may carry (perplexity on text corpora; latency when measured), and the fidelity
+    reports = frozenset({"val_accuracy", "test_accuracy", "params", "flops", "macs", "latency_ms",
+                         "predicted_latency_ms", "train_seconds", "train_loss", "val_loss", "epochs", "val_perplexity",
+                         "test_perplexity"})
+    fidelities = ("epochs",)
 
     def static_metrics(self, arch: Architecture, seed: int = 0) -> dict[str, float]:
         """params, FLOPs (and a latency table's prediction) without training: constraints are checked at ask

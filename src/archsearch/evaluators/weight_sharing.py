@@ -30,6 +30,10 @@ from ..datasets import cached_data
 class WeightSharingEvaluator:
     """Validation accuracy of an architecture's path through a uniformly trained (SPOS) supernet."""
 
+    reports = frozenset({"val_accuracy", "test_accuracy", "ws_eval_seconds", "ws_supernet_seconds",
+                         "ws_values_fixed"})
+    fidelities = ()  # (its --epochs train the one supernet, not each trial)
+
     keep_weights = False  # the inherited weights live in the supernet; best.pt is not written
 
     def __init__(self, space: SearchSpace, data: str | None = None, epochs: int = 5, batch_size: int = 64,

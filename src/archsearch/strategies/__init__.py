@@ -1,8 +1,8 @@
 """Search strategies, registered by name. Black-box ones speak ask/tell (see base.Strategy)."""
-from .base import STRATEGIES, Strategy, make_strategy, register_strategy  # noqa: F401
+from .base import STRATEGIES, Strategy, make_strategy, objective_kinds, register_strategy, strategy_options_for  # noqa: F401
 from . import evolution, random  # noqa: F401,E402  (register built-ins)
 
-__all__ = ["STRATEGIES", "Strategy", "make_strategy", "register_strategy"]
+__all__ = ["STRATEGIES", "Strategy", "make_strategy", "objective_kinds", "register_strategy", "strategy_options_for"]
 try:  # Optuna samplers as strategies (optuna-tpe, optuna-random, optuna-nsgaii)
     from . import optuna  # noqa: F401
 except ImportError:  # pragma: no cover

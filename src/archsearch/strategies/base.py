@@ -19,6 +19,11 @@ class Strategy:
     """Base class with the shared bookkeeping: the space, the seeded rng, pending asks and history."""
 
     name = "strategy"
+    #: The kinds of objective the strategy searches by (declared, read by the run configuration, the errors and
+    #: ``archsearch strategies``): "single" (one value), "vector" (a Pareto objective's values), "constrained"
+    #: (told the constraints as its ``constraints`` option), "reference_point" (a hypervolume reference point,
+    #: its ``ref_point`` option).
+    objectives: frozenset[str] = frozenset({"single"})
 
     def __init__(self, space: SearchSpace, seed: int = 0, **options: Any):
         if options:
@@ -101,3 +106,21 @@ def register_strategy(name: str):
 
 def make_strategy(name: str, space: SearchSpace, seed: int = 0, **options: Any) -> Strategy:
     return STRATEGIES.get(name)(space, seed=seed, **options)
+
+
+def objective_kinds(name: str) -> frozenset[str]:
+    """What the registered strategy ``name`` declares it searches by (a factory that declares nothing: single)."""
+    return frozenset(getattr(STRATEGIES.get(name), "objectives", {"single"}))
+
+
+def strategy_options_for(name: str, objective: Any, ref_point: Any = None) -> dict[str, Any]:
+    """The options a strategy is told of the objective, by what it declares: ``constraints`` for one that takes
+    them (when the objective has constraints), ``ref_point`` (maximised orientation) for one that takes it."""
+    kinds = objective_kinds(name)
+    out: dict[str, Any] = {}
+    constraints = getattr(objective, "constraints", None)
+    if constraints and "constrained" in kinds:
+        out["constraints"] = [c.spec() for c in constraints]
+    if ref_point is not None and "reference_point" in kinds:
+        out["ref_point"] = [float(v) for v in ref_point]
+    return out

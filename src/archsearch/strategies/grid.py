@@ -70,6 +70,8 @@ class FeistelPermutation:
 class GridSearch(Strategy):
     """Exhaustive search in a seeded random order (see the module docstring)."""
 
+    objectives = frozenset({"single", "vector"})  # (it reads no value: any objective)
+
     def __init__(self, space: SearchSpace, seed: int = 0, shuffle: bool = True, max_size: int = 10 ** 10,
                  on_exhausted: str = "restart"):
         super().__init__(space, seed)

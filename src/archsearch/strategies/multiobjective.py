@@ -246,6 +246,8 @@ class MultiObjectiveBO(_ModelBased):
     "additive" (see the module docstring), ``encoding``, ``constraints``, ``equivalents`` (never ask an
     architecture equivalent to an asked one: :meth:`SearchSpace.equivalent`)."""
 
+    objectives = frozenset({"single", "vector", "constrained", "reference_point"})
+
     def __init__(self, space: SearchSpace, seed: int = 0, acquisition: str = "ehvi", n_init: int = 10,
                  n_random: int = 200, samples: int = 64, rho: float = 0.05, units: str = "warped",
                  refine: int = 0, refine_steps: int = 3, reference: str = "front",
@@ -379,11 +381,16 @@ def _bo_parego(space: SearchSpace, seed: int = 0, constraints: Sequence[str] | s
     return s
 
 
+_bo_parego.objectives = frozenset({"single", "vector", "constrained"})  # type: ignore[attr-defined]
+
+
 @register_strategy("local-pareto")
 class ParetoLocalSearch(_ModelBased):
     """Pareto local search (see the module docstring): explores the neighbourhood of every archive member in turn,
     in random order; random restarts once the whole archive is explored. Options: ``n_init``, ``constraints``
     (unused: feasibility comes from the observations)."""
+
+    objectives = frozenset({"single", "vector", "constrained"})
 
     def __init__(self, space: SearchSpace, seed: int = 0, n_init: int = 10,
                  constraints: Sequence[str] | str | None = None, equivalents: bool = False):
@@ -420,6 +427,8 @@ class ParetoLocalSearch(_ModelBased):
 class ConstrainedBO(BayesianOptimization):
     """``bo`` whose expected improvement is weighted by the probability of feasibility (see the module
     docstring); every ``bo`` option, plus ``constraints``."""
+
+    objectives = frozenset({"single", "constrained"})
 
     def __init__(self, space: SearchSpace, seed: int = 0, constraints: Sequence[str] | str | None = None,
                  trust_region: bool = False, **options):

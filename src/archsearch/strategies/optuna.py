@@ -191,6 +191,8 @@ def _make_sampler(strategy: str, factory: Callable[..., BaseSampler], seed: int,
 class OptunaTPE(OptunaStrategy):
     """Optuna's TPE with its default settings; options are ``TPESampler`` keyword arguments."""
 
+    objectives = frozenset({"single", "constrained"})
+
     def __init__(self, space: SearchSpace, seed: int = 0, constraints: Sequence[str] | str | None = None,
                  **sampler_options: Any):
         if int(optuna.__version__.split(".")[0]) < 5:  # Optuna 5 made multivariate TPE the default
@@ -204,6 +206,8 @@ class OptunaTPE(OptunaStrategy):
 class OptunaRandom(OptunaStrategy):
     """Optuna's random sampler."""
 
+    objectives = frozenset({"single", "vector"})  # (it reads no value: any objective)
+
     def __init__(self, space: SearchSpace, seed: int = 0):
         super().__init__(space, seed, sampler=optuna.samplers.RandomSampler(seed=seed))
 
@@ -211,6 +215,8 @@ class OptunaRandom(OptunaStrategy):
 @register_strategy("optuna-nsgaii")
 class OptunaNSGAII(OptunaStrategy):
     """Optuna's NSGA-II with its default settings; options are ``NSGAIISampler`` keyword arguments."""
+
+    objectives = frozenset({"single", "vector", "constrained"})
 
     def __init__(self, space: SearchSpace, seed: int = 0, constraints: Sequence[str] | str | None = None,
                  **sampler_options: Any):

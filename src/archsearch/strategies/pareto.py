@@ -24,6 +24,8 @@ class NSGA2(Strategy):
     """Multi-objective evolution returning a Pareto front (``front()``); options: ``population`` (default 20),
     ``crossover`` (probability of uniform crossover, 0.9), ``mutations`` (decisions mutated per child, 1)."""
 
+    objectives = frozenset({"single", "vector"})
+
     def __init__(self, space: SearchSpace, seed: int = 0, population: int = 20, crossover: float = 0.9,
                  mutations: int = 1):
         super().__init__(space, seed)

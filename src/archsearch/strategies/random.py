@@ -9,5 +9,7 @@ from .base import Strategy, register_strategy
 class RandomSearch(Strategy):
     """Uniform samples from the space, independent of every result."""
 
+    objectives = frozenset({"single", "vector"})  # (it reads no value: any objective)
+
     def _ask(self) -> Architecture:
         return self.space.sample(self.rng)

@@ -96,6 +96,8 @@ class RunConfig:
         else:
             groups.append(({"train_epochs"}, f"{self.strategy} is a black-box strategy (each trial trains --epochs; "
                            "one-shot strategies train their derived architecture --train-epochs)"))
+        if not self.oneshot and self.scheduler == "fifo":
+            groups.append(({"eta"}, "it sets a multi-fidelity --scheduler (asha, hyperband, sh, bohb, median)"))
         if self.evaluator != "tabular":
             groups.append(({"metrics_tables", "hardware", "table"},
                            f"they are for the tabular evaluator, not {self.evaluator}"))

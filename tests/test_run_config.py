@@ -1,0 +1,110 @@
+"""One front door (issue 23): every option of ``archsearch search`` reaches the run it builds or is refused in one
+line, for each strategy kind; the CLI and the API build the same run from the same arguments."""
+from __future__ import annotations
+
+import pytest
+import typer
+
+import archsearch
+from archsearch.cli import app, main
+from archsearch.oneshot_study import OneShotStudy
+from archsearch.storage import RunStore
+from archsearch.study import Study
+
+BASES = {"black-box": ["--space", "nb201", "--strategy", "random", "--trials", "2", "--epochs", "1"],
+         "one-shot": ["--space", "nb201", "--strategy", "darts", "--epochs", "1"]}
+#: a value other than the default for every option (a new option without one here fails the test)
+VALUES = {
+    "--space": ["macro"], "--strategy": ["evolution"], "--trials": ["3"], "--seconds": ["50"], "--epochs": ["2"],
+    "--train-epochs": ["3"], "--seed": ["1"], "--data": ["digits"], "--evaluator": ["weight-sharing"],
+    "--table": ["t.csv"], "--metrics-table": ["m.csv"], "--hardware": ["pixel3"], "--objective": ["min:params"],
+    "--constraint": ["params<=1M"], "--reference-point": ["70,20"], "--latency-device": ["cpu"],
+    "--latency-threads": ["2"], "--latency-clock": ["cpu"], "--latency-table": ["lt.json"], "--device": ["cpu"],
+    "--space-opt": ["channels=8"], "--strategy-opt": ["population=3"], "--executor": ["process"],
+    "--workers": ["2"], "--threads": ["1"], "--address": ["auto"], "--retries": ["1"], "--trial-timeout": ["30"],
+    "--scheduler": ["asha"], "--min-epochs": ["1"], "--eta": ["2"], "--reference": ["--no-reference"],
+}
+NOT_RUN_OPTIONS = {"--out", "--resume", "--quiet", "--dashboard"}  # where the run lives, and what the screen shows
+
+
+def _options() -> list[str]:
+    cmd = typer.main.get_command(app).commands["search"]
+    return sorted(p.opts[0] for p in cmd.params if p.opts and p.opts[0].startswith("--"))
+
+
+@pytest.fixture
+def no_run(monkeypatch):
+    """Build the run; train nothing."""
+    monkeypatch.setattr("archsearch.cli.search._run_with_progress", lambda study, done0, quiet: None)
+    monkeypatch.setattr("archsearch.cli.search.print_best", lambda summary, space: None)
+    monkeypatch.setattr("archsearch.cli.oneshot.search_oneshot", lambda study, resumed=False, quiet=False: None)
+
+
+def _config(run_dir):
+    store = RunStore(run_dir)
+    try:
+        cfg = dict(store.get_meta("config"))
+    finally:
+        store.close()
+    cfg.pop("created")
+    return cfg
+
+
+def _cli(capsys, tmp_path, name, args):
+    out = tmp_path / name
+    with pytest.raises(SystemExit) as e:
+        main(["search", *args, "--out", str(out), "--quiet"])
+    return e.value.code, capsys.readouterr().err.strip().splitlines(), out
+
+
+def test_every_search_option_has_a_value_here():
+    assert set(_options()) - NOT_RUN_OPTIONS == set(VALUES)
+
+
+@pytest.mark.parametrize("kind", sorted(BASES))
+def test_every_option_reaches_the_run_or_is_refused_in_one_line(kind, tmp_path, capsys, no_run):
+    code, _, base_dir = _cli(capsys, tmp_path, "base", BASES[kind])
+    assert code == 0
+    base = _config(base_dir)
+    silently_dropped = []
+    for flag, values in VALUES.items():
+        args = list(BASES[kind])
+        if flag in args:  # replace the base's value
+            i = args.index(flag)
+            del args[i:i + 2]
+        args += values if values[0].startswith("--") else [flag, *values]
+        code, err, run_dir = _cli(capsys, tmp_path, flag.strip("-"), args)
+        if code == 0:
+            if _config(run_dir) == base:
+                silently_dropped.append(flag)
+        else:
+            assert code == 2 and len(err) == 1 and err[0].startswith("error: "), (flag, err)
+    assert not silently_dropped, f"{kind}: {silently_dropped} changed nothing in the run and were not refused"
+
+
+@pytest.mark.parametrize("cli_args, api_args", [
+    (["--space", "nb201", "--strategy", "evolution", "--evaluator", "tabular", "--trials", "4", "--seed", "3",
+      "--hardware", "pixel3", "--constraint", "latency_ms<=10", "--strategy-opt", "population=3"],
+     dict(space="nb201", strategy="evolution", evaluator="tabular", trials=4, seed=3, hardware="pixel3", constraints=["latency_ms<=10"],
+          strategy_options={"population": 3})),
+    (["--space", "macro", "--space-opt", "layers=3", "--strategy", "bo"],  # the default budget
+     dict(space="macro", space_config={"layers": 3}, strategy="bo")),
+    (["--space", "nb201", "--strategy", "darts", "--epochs", "2", "--train-epochs", "3", "--seconds", "60"],
+     dict(space="nb201", strategy="darts", epochs=2, train_epochs=3, seconds=60)),
+])
+def test_the_cli_and_the_api_build_the_same_run(cli_args, api_args, tmp_path, capsys, no_run, monkeypatch):
+    code, err, cli_dir = _cli(capsys, tmp_path, "cli", cli_args)
+    assert code == 0, err
+    monkeypatch.setattr(Study, "run", lambda self, on_trial=None: None)
+    monkeypatch.setattr(OneShotStudy, "run", lambda self, **kw: None)
+    monkeypatch.setattr("archsearch.api.load", lambda run_dir: run_dir)
+    api_dir = archsearch.search(**api_args, out=tmp_path / "api")
+    assert _config(api_dir) == _config(cli_dir)
+
+
+def test_the_api_refuses_what_the_run_would_not_use(tmp_path):
+    from archsearch.errors import UserError
+    with pytest.raises(UserError, match="train_epochs would be ignored"):
+        archsearch.search("nb201", "random", evaluator="tabular", trials=2, train_epochs=3, out=tmp_path / "a")
+    with pytest.raises(TypeError, match="no_such_option"):
+        archsearch.search("nb201", "random", no_such_option=1)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from torch import nn
 
 from archsearch.evaluators import register_evaluator, EVALUATORS
 from archsearch.result import Result
@@ -51,6 +52,15 @@ def drive(strategy, space: SearchSpace, target: Architecture, n: int) -> tuple[f
         best = max(best, v)
         asked.append(arch)
     return best, asked
+
+
+def user_space(c, shape):
+    """The README's user-defined space."""
+    width = c.value("width", [8, 16])
+    act = c.layer("act", {"relu": nn.ReLU, "gelu": nn.GELU})
+    conv = c.layer("conv", {"3x3": lambda: nn.Conv2d(shape.channels, width, 3, padding=1),
+                            "5x5": lambda: nn.Conv2d(shape.channels, width, 5, padding=2)})
+    return nn.Sequential(conv, act, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(width, shape.num_classes))
 
 
 def digits_npz(path, n: int) -> str:

@@ -62,7 +62,7 @@ def bad_npz(tmp_path):
     # a flag the chosen strategy or evaluator would not use is refused, never silently dropped (issue 23)
     (["search", "--strategy", "darts", "--retries", "2"], "--retries would be ignored: darts is a one-shot"),
     (["search", "--strategy", "darts", "--trial-timeout", "9", "--hardware", "pixel3"],
-     "--trial-timeout, --hardware would be ignored"),
+     "--hardware, --trial-timeout would be ignored"),
     (["search", "--strategy", "gdas", "--scheduler", "asha"], "--scheduler would be ignored"),
     (["search", "--strategy", "random", "--train-epochs", "3"], "--train-epochs would be ignored: random is a "
                                                                  "black-box"),

@@ -12,7 +12,6 @@ import pickle
 import numpy as np
 import pytest
 import torch
-from torch import nn
 
 from archsearch.evaluators import EVALUATORS
 from archsearch.result import Observation
@@ -23,7 +22,7 @@ from archsearch.storage import RunStore
 from archsearch.strategies import STRATEGIES, make_strategy
 from archsearch.study import Budget, Study
 
-from conftest import drive, synthetic_score
+from conftest import drive, synthetic_score, user_space
 
 # ---- spaces ------------------------------------------------------------------------------------------------------
 MBCONV_TINY = dict(widths=[[8], [8, 16], [16, 24]], depths=[[1], [1, 2], [1, 2]], strides=[1, 2, 2], kernels=[3, 5],
@@ -43,15 +42,6 @@ VARIANTS: dict[str, list[dict]] = {  # small configurations (CPU-cheap), and the
 }
 IMAGE_SHAPES = [InputShape(1, 8, 8, 10), InputShape(3, 16, 16, 4)]
 TEXT_SHAPE = InputShape(1, 1, 8, 34)  # token windows of 8 over a 34-word vocabulary
-
-
-def user_space(c, shape):
-    """The README's user-defined space."""
-    width = c.value("width", [8, 16])
-    act = c.layer("act", {"relu": nn.ReLU, "gelu": nn.GELU})
-    conv = c.layer("conv", {"3x3": lambda: nn.Conv2d(shape.channels, width, 3, padding=1),
-                            "5x5": lambda: nn.Conv2d(shape.channels, width, 5, padding=2)})
-    return nn.Sequential(conv, act, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(width, shape.num_classes))
 
 
 def _space_cases() -> list:

@@ -10,14 +10,7 @@ from torch import nn
 from archsearch.space import Architecture, ArchitectureError, InputShape, space_from_function
 from archsearch.spaces import get_space
 
-
-def user_space(c, shape):
-    """The README's user-defined space."""
-    width = c.value("width", [8, 16])
-    act = c.layer("act", {"relu": nn.ReLU, "gelu": nn.GELU})
-    conv = c.layer("conv", {"3x3": lambda: nn.Conv2d(shape.channels, width, 3, padding=1),
-                            "5x5": lambda: nn.Conv2d(shape.channels, width, 5, padding=2)})
-    return nn.Sequential(conv, act, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(width, shape.num_classes))
+from conftest import user_space
 
 
 def make(name):

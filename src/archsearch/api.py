@@ -14,7 +14,7 @@ from .run_config import DEFAULT_STRATEGY_OPTIONS, DEFAULTS, RunConfig  # noqa: F
 from .safeload import safe_load
 from .space import Architecture, SearchSpace
 from .storage import TrialRecord
-from .study import BEST_WEIGHTS, Budget, Study, StudySummary, space_of, summarize
+from .study import BEST_WEIGHTS, Budget, Study, StudySummary, space_of, summarize  # noqa: F401  (Budget: a public name)
 from .training.final import (CHECKPOINT, RECIPE_SIZES, RESULT_JSON, ArchitectureSource, FinalResult, FinalTrainConfig,
                              StepProgress, read_config, recipe, train_final)
 

@@ -2,7 +2,7 @@
 opens a finished (or interrupted) run."""
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -42,9 +42,6 @@ def search(space: str = DEFAULTS["space"], strategy: str = DEFAULTS["strategy"],
     ``trial_timeout``, ``table``, ``metrics_tables``, ``hardware``, ``device``, ``latency_*``). An argument the
     run would not use is a one-line :class:`UserError`, never ignored.
     """
-    unknown = sorted(set(more) - {f.name for f in fields(RunConfig)})
-    if unknown:
-        raise TypeError(f"search() got unexpected keyword argument(s) {', '.join(unknown)}")
     config = RunConfig(space=space, strategy=strategy, trials=trials, seconds=seconds, epochs=epochs, data=data,
                        seed=seed, evaluator=evaluator, objective=objective, out=out,
                        space_config=dict(space_config or {}), strategy_options=dict(strategy_options or {}),

@@ -25,8 +25,6 @@ DEFAULT_STRATEGY_OPTIONS = {"evolution": {"population": 8, "sample_size": 3}}
 #: The fields whose command-line flag is not ``--`` + the field's name with dashes.
 FLAGS = {"constraints": "--constraint", "metrics_tables": "--metrics-table", "space_config": "--space-opt",
          "strategy_options": "--strategy-opt", "reference": "--no-reference"}
-#: Fields that are not part of the run (where it lives; the command line's own display options are not here).
-NOT_STORED = ("out",)
 
 
 @dataclass
@@ -286,5 +284,5 @@ class RunConfig:
 
 def _differs(value: Any, default: Any) -> bool:
     if isinstance(value, (list, tuple, dict)) or isinstance(default, (list, tuple, dict)):
-        return bool(value) != bool(default) or (bool(value) and list(value) != list(default or []))
+        return (value or None) != (default or None)  # an empty list or dict is as good as none
     return value != default

@@ -115,8 +115,8 @@ def check_scheduler(name: str, evaluator: str, evaluator_options: dict[str, Any]
         if min_epochs is not None:
             raise UserError("--min-epochs is for a multi-fidelity --scheduler (asha, hyperband, sh, bohb, median)")
         return {"name": "fifo"}
-    from .evaluators import EVALUATORS
-    if not getattr(EVALUATORS.get(evaluator), "resumable", False):
+    from .evaluators import fidelities
+    if "epochs" not in fidelities(evaluator):
         raise UserError(f"--scheduler {name} needs an evaluator that trains by epochs (train); "
                         f"{evaluator} has one fidelity")
     if getattr(objective, "goals", None) is not None:

@@ -46,8 +46,10 @@ def reported_metrics(name: str, options: dict[str, Any] | None = None) -> set[st
 
 
 def fidelities(name: str) -> tuple[str, ...]:
-    """The fidelities the registered evaluator ``name`` declares (``("epochs",)`` for training; () for one)."""
-    return tuple(getattr(EVALUATORS.get(name), "fidelities", ()))
+    """The fidelities the registered evaluator ``name`` declares (``("epochs",)`` for training; () for one; an
+    evaluator declaring none but ``resumable``: epochs)."""
+    cls = EVALUATORS.get(name)
+    return tuple(getattr(cls, "fidelities", ("epochs",) if getattr(cls, "resumable", False) else ()))
 
 
 @dataclass(frozen=True)

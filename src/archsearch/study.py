@@ -28,12 +28,13 @@ from ._version import __version__
 from .errors import UserError
 from .evaluators import EVALUATORS, EvaluatorSpec
 from .executors import EXECUTORS, Executor, Job
-from .objective import MetricObjective, objective_from_config
+from .objective import MetricObjective, Score, objective_from_config
 from .result import Observation, Result
 from .space import Architecture, SearchSpace
 from .spaces import get_space
 from .schedulers import Scheduler, make_scheduler
 from .storage import RUNNING, RunStore, TrialRecord, fresh_dir
+from .step import observation, score
 from .strategies import Strategy, make_strategy
 from .summary import StudySummary, best_trial, load_architecture, space_of, summarize  # noqa: F401 (re-exported)
 
@@ -368,12 +369,8 @@ class Study:
     def _record(self, rec: TrialRecord, result: Result, event: int, elapsed: float, sched: Scheduler,
                 fidelity: float | None) -> TrialRecord:
         """Store a trial's (or a rung's) result with its learning curve; tell the strategy at its first result."""
-        score = self.objective.score(result)
-        status, value, values = score.status, score.value, score.values
-        if result.status == "stopped":  # by the time budget: kept with its partial curve
-            status, value, values = "stopped", None, None
-        elif result.metrics.get("rejected"):  # a constraint on a static cost: never trained
-            status, value, values = "infeasible", None, None
+        s = score(self.objective, result)  # stopped by the budget: no value; rejected at ask time: infeasible
+        status, value, values = s.status, s.value, s.values
         first = rec.tell_event is None
         loss = result.metrics.get("val_loss")
         tiebreak = -float(loss) if isinstance(loss, (int, float)) and loss == loss else 0.0
@@ -397,17 +394,16 @@ class Study:
         return rec
 
     def _record_reference(self, job: Job, result: Result) -> None:
-        score = self.objective.score(result)
+        s = score(self.objective, result)
         arch = job.arch
         self.store.set_meta("reference", {
-            "architecture": arch.to_dict(), "text": self.space.format(arch), "status": score.status,
-            "value": score.value, "metrics": dict(result.metrics), "error": result.error,
+            "architecture": arch.to_dict(), "text": self.space.format(arch), "status": s.status,
+            "value": s.value, "metrics": dict(result.metrics), "error": result.error,
             "fidelity": job.fidelity, "curve": result.curve})
 
     @staticmethod
     def _observation(rec: TrialRecord) -> Observation:
-        return Observation(rec.arch, rec.value if rec.status == "ok" or rec.status == "infeasible" else None,
-                           rec.values, rec.status != "infeasible", rec.metrics, rec.number)
+        return observation(rec.arch, Score(rec.status, rec.value, rec.values), rec.metrics, rec.number)
 
     def _replay(self, sched: Scheduler) -> list[TrialRecord]:
         """Feed the stored history to the fresh strategy in the original ask/tell order (a trial told at its

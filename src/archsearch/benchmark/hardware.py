@@ -38,7 +38,8 @@ from ..evaluators import make_evaluator
 from ..hardware.objectives import hypervolume
 from ..objective import ConstrainedObjective, ParetoObjective, parse_objective
 from ..registry import UnknownNameError
-from ..result import OK, Observation, Result
+from ..result import OK, Result
+from ..step import step
 from ..spaces import get_space
 from ..strategies import make_strategy, strategy_options_for
 
@@ -128,22 +129,15 @@ def strategy_options(name: str, objective: Any, ref_point: Sequence[float] | Non
 def run_one_hw(strategy: str, seed: int, trials: int, space: Any, evaluator: Any, objective: Any,
                scorer: TableScorer) -> HWRun:
     """Ask, evaluate, score, tell ``trials`` times, tracking the feasible front and the feasible incumbent."""
-    clock = time.perf_counter
     ref = scorer.reference if scorer.multi else None
     strat = make_strategy(strategy, space, seed=seed, **strategy_options(strategy, objective, ref))
     hv, test, infeasible = np.full(trials, np.nan), np.full(trials, np.nan), np.zeros(trials)
     front = np.zeros((0, len(scorer.goals)))
     best_val, best_test, n_infeasible, failed, t_strategy, frac = -math.inf, math.nan, 0, 0, 0.0, 0.0
     for t in range(trials):
-        t0 = clock()
-        arch = strat.ask()
-        t_strategy += clock() - t0
-        r = evaluator.evaluate(arch, seed)
-        s = objective.score(r)
-        obs = Observation(arch, s.value if s.status != "failed" else None, s.values, s.feasible, r.metrics, t)
-        t0 = clock()
-        strat.tell(obs)
-        t_strategy += clock() - t0
+        st = step(strat, evaluator, objective, seed, t)
+        s, r = st.score, st.result
+        t_strategy += st.strategy_seconds
         failed += s.status == "failed"
         n_infeasible += not s.feasible
         if s.status == OK:

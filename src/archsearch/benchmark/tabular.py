@@ -11,6 +11,7 @@ import json
 import math
 import os
 import time
+import warnings
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from multiprocessing import get_context
@@ -22,8 +23,10 @@ import numpy as np
 from ..errors import UserError
 from ..evaluators import make_evaluator
 from ..registry import UnknownNameError
-from ..result import Observation
+from ..objective import MetricObjective
+from ..result import OK
 from ..spaces import get_space
+from ..step import step
 from ..strategies import STRATEGIES, make_strategy
 
 __all__ = ["BenchmarkResult", "RunCurve", "run_one", "run_benchmark", "checkpoints", "write_outputs",
@@ -84,7 +87,7 @@ class BenchmarkResult:
         return float(np.mean(np.sum(~np.isnan(self.clocks[name]), axis=1)))
 
     def summary_seconds(self) -> dict[str, dict[str, dict[str, float]]]:
-        return {n: {f"{s:g}s": {"mean": _round(np.nanmean(self.at_seconds(n, s))),
+        return {n: {f"{s:g}s": {"mean": _round(_nanmean(self.at_seconds(n, s))),
                                 "std": _round(_std(self.at_seconds(n, s)))} for s in self.second_checkpoints()}
                 for n in self.curves}
 
@@ -95,7 +98,7 @@ class BenchmarkResult:
             out[name] = {}
             for q in self.checkpoints:
                 col = c[:, q - 1]
-                out[name][str(q)] = {"mean": _round(np.nanmean(col)), "std": _round(_std(col))}
+                out[name][str(q)] = {"mean": _round(_nanmean(col)), "std": _round(_std(col))}
         return out
 
     def to_json(self) -> dict[str, Any]:
@@ -108,9 +111,16 @@ class BenchmarkResult:
             "failed_queries": self.failed, "seconds": self.seconds,
             "at_seconds": self.summary_seconds() if self.seconds else None,
             "queries_within_seconds": {n: self.queries_within(n) for n in self.curves} if self.seconds else None,
-            "curves": {k: {"mean": [_round(x) for x in np.nanmean(c, axis=0)],
+            "curves": {k: {"mean": [_round(x) for x in _nanmean(c, axis=0)],
                            "std": [_round(_std(c[:, t])) for t in range(c.shape[1])]} for k, c in self.curves.items()},
         }
+
+
+def _nanmean(a: np.ndarray, axis: int | None = None) -> Any:
+    """``np.nanmean`` that is NaN, silently, where every seed is NaN (no query fitted the budget yet)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return np.nanmean(a, axis=axis)
 
 
 def _std(col: np.ndarray) -> float:
@@ -130,12 +140,12 @@ def checkpoints(trials: int, wanted: Sequence[int] = DEFAULT_CHECKPOINTS) -> lis
 
 # ---- one run -----------------------------------------------------------------------------------------------
 def run_one(strategy: str, seed: int, trials: int, space: Any, evaluator: Any,
-            seconds: float | None = None) -> RunCurve:
-    """Ask, evaluate, tell ``trials`` times (sequentially), tracking the incumbent by validation accuracy.
-    ``seconds``: a simulated budget; each query is charged its ``cost_seconds`` (the cell's training time) on a
-    virtual clock, and the run ends before the query that would finish after the budget (deterministic: no
-    wall time is involved)."""
-    clock = time.perf_counter
+            seconds: float | None = None, objective: Any = None) -> RunCurve:
+    """Ask, evaluate, score, tell ``trials`` times (sequentially, :func:`archsearch.step.step`), tracking the
+    incumbent by the objective (default: validation accuracy). ``seconds``: a simulated budget; each query is
+    charged its ``cost_seconds`` (the cell's training time) on a virtual clock, and the run ends at the query
+    that would finish after the budget (deterministic: no wall time is involved)."""
+    objective = objective or MetricObjective()
     strat = make_strategy(strategy, space, seed=seed)
     curve = np.full(trials, np.nan)
     sim = np.full(trials, np.nan)
@@ -144,27 +154,18 @@ def run_one(strategy: str, seed: int, trials: int, space: Any, evaluator: Any,
     t_strategy = t_eval = 0.0
     failed = 0
     for t in range(trials):
-        t0 = clock()
-        arch = strat.ask()
-        t1 = clock()
-        r = evaluator.evaluate(arch, seed)
-        t2 = clock()
+        st = step(strat, evaluator, objective, seed, t)
         if seconds is not None:
-            now += float(r.cost_seconds or 0.0)
+            now += float(st.result.cost_seconds or 0.0)
             if now > seconds:
                 break
             sim[t] = now
-        val = r.metrics.get("val_accuracy") if r.ok else None
-        if val is None:
+        t_strategy += st.strategy_seconds
+        t_eval += st.evaluator_seconds
+        if st.score.status != OK:
             failed += 1
-        obs = Observation(arch, value=val, metrics=r.metrics, trial=t)
-        t3 = clock()
-        strat.tell(obs)
-        t4 = clock()
-        t_strategy += (t1 - t0) + (t4 - t3)
-        t_eval += t2 - t1
-        if val is not None and val > best_val:
-            best_val, best_test = val, r.metrics.get("test_accuracy", math.nan)
+        elif st.score.value > best_val:
+            best_val, best_test = st.score.value, st.result.metrics.get("test_accuracy", math.nan)
         curve[t] = best_test
     return RunCurve(strategy, seed, curve, t_strategy, t_eval, failed, sim if seconds is not None else None)
 
@@ -351,7 +352,7 @@ def plot_curves(result: BenchmarkResult, path: str | Path) -> None:
     x = np.arange(1, result.trials + 1)
     lows, highs = [], []
     for name, c in result.curves.items():
-        mean = np.nanmean(c, axis=0)
+        mean = _nanmean(c, axis=0)
         std = np.array([_std(c[:, t]) for t in range(c.shape[1])])
         ax.plot(x, mean, label=name, lw=1.6)
         ax.fill_between(x, mean - std, mean + std, alpha=0.18)

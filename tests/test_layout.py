@@ -26,7 +26,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("executors", ("executors",)),
     ("strategies", ("strategies",)),
     ("evaluators", ("evaluators",)),
-    ("study", ("schedulers", "step", "summary", "study", "oneshot_study", "run_config")),
+    ("study", ("rundir", "schedulers", "step", "summary", "study", "oneshot_study", "run_config")),
     ("tools over runs", ("arch_sources", "benchmark", "report")),
     ("dashboard", ("dashboard",)),
     ("api", ("api",)),

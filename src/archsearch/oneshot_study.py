@@ -16,19 +16,16 @@ Budget: ``epochs`` search epochs; ``seconds`` (optional) is the search's compute
 """
 from __future__ import annotations
 
-import json
 import os
 import time
 from .runlock import acquire
 from .safeload import safe_load
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable
 
 import torch
 
-from ._version import __version__
 from .errors import UserError
 from .evaluators import EvaluatorSpec
 from .datasets import cached_data
@@ -37,7 +34,8 @@ from .result import Result
 from .space import Architecture
 from .spaces import get_space
 from .storage import RunStore, TrialRecord
-from .study import BEST_JSON, BEST_WEIGHTS, StudySummary, check_threads, default_run_dir, summarize, trial_seed
+from .rundir import BEST_WEIGHTS, atomic_save, new_run_dir, read_config, start_run, write_best
+from .study import StudySummary, check_threads, summarize, trial_seed
 from .strategies.oneshot.distributed import SUPPORTED as DP_SUPPORTED, close_group, init_group
 from .strategies.oneshot.ranks import launch
 from .strategies.oneshot.base import ONESHOT, OneShotStrategy, make_oneshot, parse_options
@@ -119,11 +117,9 @@ class OneShotStudy:
         objective = objective if objective is not None else parse_objective(None)
         spec = EvaluatorSpec(space, space_config, evaluator, dict(evaluator_options or {}))
         spec.build()  # a bad evaluator setting fails here too
-        run_dir = Path(run_dir) if run_dir else default_run_dir(space, strategy)
-        if RunStore.is_run(run_dir):
-            raise UserError(f"{run_dir} already holds a run; resume it with --resume {run_dir}")
+        run_dir = new_run_dir(run_dir, space, strategy)
         config = {
-            "version": __version__, "created": datetime.now().isoformat(timespec="seconds"), "kind": KIND,
+            "kind": KIND,
             "space": {"name": space, "config": space_config}, "strategy": {"name": strategy, "options": options},
             "evaluator": {"name": evaluator, "options": spec.options}, "objective": objective.config(),
             "budget": {"epochs": int(epochs), "seconds": seconds, "trials": 1}, "seed": int(seed),
@@ -132,25 +128,20 @@ class OneShotStudy:
                          "sync_bn": bool(sync_bn),
                          "threads": threads or max(1, (os.cpu_count() or 1) // workers)},
         }
-        lock = acquire(run_dir)  # one writer per run directory
-        store = RunStore(run_dir, create=True)
-        store.set_meta("config", config)
-        store.set_meta("elapsed_seconds", 0.0)
-        study = cls(run_dir, store, config)
+        store, lock = start_run(run_dir, config)  # one writer per run directory
+        study = cls(run_dir, store, store.get_meta("config"))
         study.run_lock = lock
         return study
 
     @classmethod
     def resume(cls, run_dir: str | Path) -> "OneShotStudy":
         run_dir = Path(run_dir)
-        if not RunStore.is_run(run_dir):
-            raise UserError(f"{run_dir} is not an archsearch run directory (no study.db)")
-        store = RunStore(run_dir)
-        config = store.get_meta("config")
-        if not config or config.get("kind") != KIND:
+        config = read_config(run_dir)
+        if config.get("kind") != KIND:
             raise UserError(f"{run_dir} is not a one-shot run")
-        study = cls(run_dir, store, config)
-        study.run_lock = acquire(run_dir)
+        lock = acquire(run_dir)
+        study = cls(run_dir, RunStore(run_dir), config)
+        study.run_lock = lock
         return study
 
     @property
@@ -246,7 +237,7 @@ class OneShotStudy:
             alphas = strategy.supernet.probabilities() if strategy.searches_alpha else None
             record = {"epoch": strategy.epoch, "metrics": metrics, "alphas": alphas, "arch": arch,
                       "extra_meta": {"elapsed_seconds": elapsed(), "total_epochs": strategy.total_epochs}}
-            _atomic_save({"strategy": strategy.state_dict(), "elapsed": elapsed(),
+            atomic_save({"strategy": strategy.state_dict(), "elapsed": elapsed(),
                           "record": {**record, "arch": arch.to_dict() if arch is not None else None}}, ckpt)
             self.store.add_epoch(**record)
             if on_epoch is not None:
@@ -291,19 +282,11 @@ class OneShotStudy:
                     state: dict | None) -> None:
         """best.json / best.pt in the black-box study's format (see Study._write_best)."""
         if state is not None:
-            _atomic_save(state, self.run_dir / BEST_WEIGHTS)
+            atomic_save(state, self.run_dir / BEST_WEIGHTS)
         doc = {"trial": 0, "architecture": arch.to_dict(), "text": self.space.format(arch), "value": value,
                "objective": self.objective.describe(), "val_accuracy": metrics.get("val_accuracy"),
                "test_accuracy": metrics.get("test_accuracy"), "metrics": metrics,
                "weights": BEST_WEIGHTS if state is not None else None,
                "space": {"name": self.spec.space, "config": self.spec.space_config},
                "strategy": self.strategy_name}
-        tmp = self.run_dir / (BEST_JSON + ".tmp")
-        tmp.write_text(json.dumps(doc, indent=2, default=float))
-        os.replace(tmp, self.run_dir / BEST_JSON)
-
-
-def _atomic_save(obj: Any, path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+        write_best(self.run_dir, doc)

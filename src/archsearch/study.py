@@ -14,17 +14,13 @@ continues to the original budget.
 from __future__ import annotations
 
 import json
-import os
 import time
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
-import torch
 
-from ._version import __version__
 from .errors import UserError
 from .evaluators import EVALUATORS, EvaluatorSpec
 from .executors import EXECUTORS, Executor, Job
@@ -33,12 +29,13 @@ from .result import Observation, Result
 from .space import Architecture, SearchSpace
 from .spaces import get_space
 from .schedulers import Scheduler, make_scheduler
-from .storage import RUNNING, RunStore, TrialRecord, fresh_dir
+from .rundir import BEST_JSON, BEST_WEIGHTS, atomic_save, default_run_dir, new_run_dir, read_config, start_run, write_best  # noqa: F401 (re-exported)
+from .runlock import acquire
+from .storage import RUNNING, RunStore, TrialRecord
 from .step import observation, score
 from .strategies import Strategy, make_strategy
 from .summary import StudySummary, best_trial, load_architecture, space_of, summarize  # noqa: F401 (re-exported)
 
-BEST_JSON, BEST_WEIGHTS = "best.json", "best.pt"
 REFERENCE = -1  # the job number of the hand-designed reference
 #: costs an evaluator knows before training (``static_metrics``): constraints on them are checked at ask time
 STATIC_METRICS = ("params", "flops", "macs", "predicted_latency_ms")
@@ -105,10 +102,6 @@ def check_execution(executor: str, workers: int | None, address: str | None, ret
     return out
 
 
-def default_run_dir(space: str, strategy: str, root: str | Path = "runs") -> Path:
-    return fresh_dir(root, f"{space}-{strategy}")
-
-
 def check_scheduler(name: str, evaluator: str, evaluator_options: dict[str, Any], min_epochs: int | None,
                     eta: int, objective: Any, strategy: str) -> dict[str, Any]:
     """The scheduler settings a run stores (``fifo`` with no options is today's fixed-epoch search)."""
@@ -173,33 +166,23 @@ class Study:
         execution = check_execution(executor, workers, address, retries, trial_timeout, threads)
         scheduling = check_scheduler(scheduler, evaluator, evaluator_options, min_epochs, eta, objective, strategy)
         spec = EvaluatorSpec(space, space_config, evaluator, evaluator_options)
-        run_dir = Path(run_dir) if run_dir else default_run_dir(space, strategy)
-        if RunStore.is_run(run_dir):
-            raise UserError(f"{run_dir} already holds a run; resume it with --resume {run_dir}")
+        run_dir = new_run_dir(run_dir, space, strategy)
         reference = bool(reference) and _reference_of(sp) is not None
         study = cls(run_dir, sp, strat, spec, objective, budget, seed, execution, scheduling, reference)
         study._check_feasible()
-        study._lock()
-        study.store = RunStore(run_dir, create=True)
-        study.store.set_meta("config", {
-            "version": __version__, "created": datetime.now().isoformat(timespec="seconds"),
+        study.store, study.run_lock = start_run(run_dir, {
             "space": {"name": space, "config": space_config},
             "strategy": {"name": strategy, "options": strategy_options},
             "evaluator": {"name": evaluator, "options": evaluator_options},
             "objective": objective.config(), "budget": {"trials": budget.trials, "seconds": budget.seconds},
             "seed": seed, "executor": execution, "scheduler": scheduling, "reference": reference,
         })
-        study.store.set_meta("elapsed_seconds", 0.0)
         return study
 
     @classmethod
     def resume(cls, run_dir: str | Path) -> "Study":
         run_dir = Path(run_dir)
-        if not RunStore.is_run(run_dir):
-            raise UserError(f"{run_dir} is not an archsearch run directory (no study.db)")
-        cfg = RunStore(run_dir).get_meta("config")  # (closed when garbage-collected; read before locking)
-        if not cfg:
-            raise UserError(f"{run_dir}: the run database has no configuration")
+        cfg = read_config(run_dir)  # read before locking: a run in use is refused with its holder
         sp = get_space(cfg["space"]["name"], **cfg["space"]["config"])
         strat = make_strategy(cfg["strategy"]["name"], sp, seed=cfg["seed"], **cfg["strategy"]["options"])
         spec = EvaluatorSpec(cfg["space"]["name"], cfg["space"]["config"], cfg["evaluator"]["name"],
@@ -214,7 +197,6 @@ class Study:
 
     def _lock(self) -> None:
         """One writer per run directory (a second search on it is refused, naming the holder)."""
-        from .runlock import acquire
         self.run_lock = acquire(self.run_dir)
 
     def _scheduler(self) -> Scheduler:
@@ -455,9 +437,7 @@ class Study:
     def _write_best(self, best: TrialRecord, weights: dict[int, dict]) -> None:
         state = weights.get(best.number)
         if state is not None:
-            tmp = self.run_dir / (BEST_WEIGHTS + ".tmp")
-            torch.save(state, tmp)
-            os.replace(tmp, self.run_dir / BEST_WEIGHTS)
+            atomic_save(state, self.run_dir / BEST_WEIGHTS)
             has_weights = True
         else:
             has_weights = self._weights_trial() == best.number
@@ -468,9 +448,7 @@ class Study:
                "val_accuracy": best.metrics.get("val_accuracy"), "test_accuracy": best.metrics.get("test_accuracy"),
                "metrics": best.metrics, "weights": BEST_WEIGHTS if has_weights else None,
                "fidelity": best.fidelity, "space": {"name": self.spec.space, "config": self.spec.space_config}}
-        tmp = self.run_dir / (BEST_JSON + ".tmp")
-        tmp.write_text(json.dumps(doc, indent=2, default=float))
-        os.replace(tmp, self.run_dir / BEST_JSON)
+        write_best(self.run_dir, doc)
 
     def _weights_trial(self) -> int | None:
         try:

@@ -71,8 +71,8 @@ class RunConfig:
     # ---- what was asked -------------------------------------------------------------------------------------
     @property
     def oneshot(self) -> bool:
-        from .strategies.oneshot import ONESHOT
-        return self.strategy in ONESHOT
+        from .strategies.catalog import ONE_SHOT, strategy_kind
+        return strategy_kind(self.strategy) == ONE_SHOT
 
     def given(self) -> list[str]:
         """The fields set to something other than their default, in declaration order."""
@@ -114,8 +114,12 @@ class RunConfig:
         exists. ``cli``: errors name the command line's flags."""
         from .spaces import SPACES
 
+        from .strategies.catalog import check_options, find_strategy
+
+        find_strategy(self.strategy)  # an unknown name: one line naming the strategies of both kinds
         self.refuse_unused(cli)
         SPACES.get(self.space)
+        check_options(self.strategy, self.strategy_options, self.flag("strategy_options", cli))
         objective, metric_opts = self._objective(cli)
         self._check_kinds(objective, cli)
         data = self._data()

@@ -1,4 +1,5 @@
-"""``archsearch show``, ``evaluate`` and ``spaces``: a run's trials, one architecture trained, the spaces."""
+"""``archsearch show``, ``evaluate``, ``spaces`` and ``strategies``: a run's trials, one architecture trained, the
+spaces, the strategies with what they declare."""
 from __future__ import annotations
 
 import json
@@ -94,6 +95,38 @@ def spaces() -> None:
                       f"{(sp.fn.__doc__ or '').strip().split('. ')[0]}.")
 
 
+def strategies(name: Optional[str] = typer.Argument(None, help="A strategy: list its options.")) -> None:
+    """List the strategies of both kinds with what each declares: the objectives it searches by and its
+    options (--strategy-opt KEY=VALUE); with NAME, that strategy's options with their types and defaults."""
+    from rich.markup import escape
+    from ..strategies.catalog import describe, strategy_names
+
+    if name is not None:
+        info = describe(name)
+        console.print(f"[bold]{escape(info.name)}[/] ({info.kind}; searches by: "
+                      f"{', '.join(sorted(info.objectives))}). {escape(info.summary)}.")
+        table = Table("option", "type", "default", box=None)
+        for o in info.options:
+            table.add_row(escape(o.name), escape(o.type), escape(repr(o.default)))
+        console.print(table)
+        if info.open_options:
+            console.print("further options are passed on to what it wraps (refused there when unknown)")
+        return
+    table = Table(box=None)
+    table.add_column("strategy", no_wrap=True)
+    table.add_column("kind", no_wrap=True)
+    for col in ("searches by", "options", "what it is"):
+        table.add_column(col)
+    for kind, names in strategy_names().items():
+        for n in names:
+            info = describe(n)
+            opts = f"{len(info.options)}{'+' if info.open_options else ''}"
+            table.add_row(escape(n), kind, ", ".join(sorted(info.objectives)), opts, escape(info.summary))
+    console.print(table)
+    console.print("options: archsearch strategies NAME; searches by: single = one value, vector = a Pareto "
+                  "objective, constrained = told the constraints, reference_point = a hypervolume reference")
+
+
 def _curve_text(summary, r) -> str:
     """Epochs trained, with the rungs a multi-fidelity trial reached (e.g. '9 (1>3>9)')."""
     curve = summary.curves.get(r.number, [])
@@ -107,3 +140,4 @@ def register(app: typer.Typer) -> None:
     app.command("show")(show)
     app.command("evaluate")(evaluate)
     app.command("spaces")(spaces)
+    app.command("strategies")(strategies)

@@ -10,14 +10,18 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
     TimeRemainingColumn
 
 from ..run_config import DEFAULTS, RunConfig
+from ..strategies.catalog import BLACK_BOX, ONE_SHOT, strategy_names
 from ._common import err, parse_settings, print_best
+
+_KINDS = strategy_names()
+_STRATEGY_HELP = (f"Search strategy (default: {DEFAULTS['strategy']}, best measured); black-box: "
+                  f"{', '.join(_KINDS[BLACK_BOX])}; one-shot (supernet): {', '.join(_KINDS[ONE_SHOT])}. What each "
+                  "searches by and its --strategy-opt options: archsearch strategies [NAME].")
 
 
 def search(
     space: str = typer.Option(DEFAULTS["space"], help="Search space: macro, cell, nb201, or a registered one."),
-    strategy: str = typer.Option(DEFAULTS["strategy"], help="Search strategy (default: bo, best measured): bo, "
-                                 "evolution, random, rl, local, grid, optuna-tpe, nsga2, ...; one-shot (supernet): "
-                                 "darts, darts2, gdas, proxyless, enas, spos, nasib, fbnet, ..."),
+    strategy: str = typer.Option(DEFAULTS["strategy"], help=_STRATEGY_HELP),
     trials: Optional[int] = typer.Option(None, help=f"Trial budget (default {DEFAULTS['trials']})."),
     seconds: Optional[float] = typer.Option(None, help=f"Wall-clock budget (default {DEFAULTS['seconds']:.0f})."),
     epochs: int = typer.Option(DEFAULTS["epochs"], help="Training epochs per trial (partial training); for one-shot "

@@ -381,6 +381,9 @@ def _bo_parego(space: SearchSpace, seed: int = 0, constraints: Sequence[str] | s
     return s
 
 
+_bo_parego.passes_options_to = MultiObjectiveBO  # (read by archsearch strategies: its options are bo-ehvi's)
+
+
 _bo_parego.objectives = frozenset({"single", "vector", "constrained"})  # type: ignore[attr-defined]
 
 
@@ -429,6 +432,7 @@ class ConstrainedBO(BayesianOptimization):
     docstring); every ``bo`` option, plus ``constraints``."""
 
     objectives = frozenset({"single", "constrained"})
+    option_defaults = {"region_data": "all"}  # where its defaults differ from bo's (read by archsearch strategies)
 
     def __init__(self, space: SearchSpace, seed: int = 0, constraints: Sequence[str] | str | None = None,
                  trust_region: bool = False, **options):

@@ -190,6 +190,7 @@ def _make_sampler(strategy: str, factory: Callable[..., BaseSampler], seed: int,
 @register_strategy("optuna-tpe")
 class OptunaTPE(OptunaStrategy):
     """Optuna's TPE with its default settings; options are ``TPESampler`` keyword arguments."""
+    passes_options_to = "the Optuna sampler (its keyword arguments)"
 
     objectives = frozenset({"single", "constrained"})
 
@@ -215,6 +216,7 @@ class OptunaRandom(OptunaStrategy):
 @register_strategy("optuna-nsgaii")
 class OptunaNSGAII(OptunaStrategy):
     """Optuna's NSGA-II with its default settings; options are ``NSGAIISampler`` keyword arguments."""
+    passes_options_to = "the Optuna sampler (its keyword arguments)"
 
     objectives = frozenset({"single", "vector", "constrained"})
 

@@ -108,3 +108,22 @@ def test_the_api_refuses_what_the_run_would_not_use(tmp_path):
         archsearch.search("nb201", "random", evaluator="tabular", trials=2, train_epochs=3, out=tmp_path / "a")
     with pytest.raises(TypeError, match="no_such_option"):
         archsearch.search("nb201", "random", no_such_option=1)
+
+
+def test_benchmark_parts_are_the_runs(tmp_path):
+    """The benchmarks build their space, evaluator and objective from the same RunConfig a search does."""
+    from archsearch.run_config import RunConfig
+
+    cfg = RunConfig(space="nb201", strategy="random", evaluator="tabular", hardware="pixel3", trials=2,
+                    constraints=["latency_ms<=10"], out=str(tmp_path / "run"))
+    parts = cfg.components()
+    study = cfg.build()
+    try:
+        assert study.spec.options == parts.evaluator_options
+        assert study.objective.config() == parts.objective.config()
+        assert parts.evaluator.config() == study.spec.build().config()
+    finally:
+        study.release()
+    from archsearch.errors import UserError
+    with pytest.raises(UserError, match="would be ignored"):
+        RunConfig(space="nb201", evaluator="tabular", data="digits").components()

@@ -126,6 +126,20 @@ class RunConfig:
         return self._oneshot(objective, metric_opts, data, cli) if self.oneshot else \
             self._blackbox(objective, metric_opts, data, cli)
 
+    def components(self, cli: bool = False) -> "RunParts":
+        """The space, evaluator and objective this describes, built in memory with the checks :meth:`build`
+        makes (no run directory, no strategy: the benchmarks run many strategies and seeds on one table this
+        way, :mod:`archsearch.benchmark`)."""
+        from .evaluators import make_evaluator
+        from .spaces import get_space
+
+        self.refuse_unused(cli)
+        objective, metric_opts = self._objective(cli)
+        data = self._data()
+        space = get_space(self.space, **dict(self.space_config))
+        options = self._evaluator_options(data, metric_opts, self.epochs)
+        return RunParts(space, make_evaluator(self.evaluator, space, **options), objective, options)
+
     @staticmethod
     def resume(run_dir: str | Path, given: Sequence[str] = (), cli: bool = False):
         """The stored run at ``run_dir``, opened to continue (black-box or one-shot). ``given``: options also
@@ -153,8 +167,10 @@ class RunConfig:
         if reported is not None:
             missing = sorted(needed - reported)
             if missing:
+                hint = f"; give {self.flag('hardware', cli)} DEVICE for latency_ms" \
+                    if "latency_ms" in missing and self.evaluator == "tabular" and self.hardware is None else ""
                 raise UserError(f"the {self.evaluator} evaluator does not report {', '.join(missing)} (it reports "
-                                f"{', '.join(sorted(reported))})")
+                                f"{', '.join(sorted(reported))}){hint}")
         opts: dict[str, Any] = {}
         clock, threads = self.latency_clock, self.latency_threads
         if clock not in ("wall", "cpu") or (clock == "cpu" and threads != 1):
@@ -284,6 +300,17 @@ class RunConfig:
             import torch
             torch.set_num_threads(self.threads)
         return study
+
+
+@dataclass
+class RunParts:
+    """What :meth:`RunConfig.components` builds: the space, the evaluator (and the options it was built with,
+    to rebuild it in worker processes) and the objective."""
+
+    space: Any
+    evaluator: Any
+    objective: Any
+    evaluator_options: dict[str, Any]
 
 
 def _differs(value: Any, default: Any) -> bool:

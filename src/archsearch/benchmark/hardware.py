@@ -32,14 +32,14 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from .tabular import _check_names, _context, _round, _std, checkpoints
+from .tabular import BASELINE, _check_names, _context, _round, _std, checkpoints
 from ..errors import UserError
 from ..evaluators import make_evaluator
 from ..hardware.objectives import hypervolume
 from ..objective import ConstrainedObjective, ParetoObjective, parse_objective
-from ..registry import UnknownNameError
 from ..result import OK, Result
 from ..step import step
+from ..run_config import RunConfig
 from ..spaces import get_space
 from ..strategies import make_strategy, strategy_options_for
 
@@ -241,24 +241,14 @@ def run_hw_benchmark(strategies: Sequence[str], objective: str = "val_accuracy,l
     if seeds < 1 or trials < 1:
         raise UserError(f"seeds and trials must be positive (got seeds={seeds}, trials={trials})")
     names = _check_names(strategies)
-    ev_options: dict[str, Any] = {}
-    if table is not None:
-        ev_options["table"] = str(Path(table).expanduser().resolve())
-    if metrics_tables is not None:
-        ev_options["metrics_tables"] = [str(Path(t).expanduser().resolve()) for t in metrics_tables]
-    if hardware is not None:
-        ev_options["hardware"] = hardware
-    obj = parse_objective(objective, list(constraints))
-    try:
-        space = get_space("nb201")
-        ev = make_evaluator("tabular", space, **ev_options)
-    except UnknownNameError as e:  # pragma: no cover - nb201 and tabular are built in
-        raise UserError(str(e)) from None
-    reported = {"val_accuracy", "test_accuracy", *ev.metric_columns}
-    missing = sorted(set(obj.metrics()) - reported)
-    if missing:
-        hint = " (give --hardware DEVICE for latency_ms)" if "latency_ms" in missing and hardware is None else ""
-        raise UserError(f"the table does not report {', '.join(missing)}{hint}")
+    config = RunConfig(space="nb201", strategy=BASELINE, evaluator="tabular", objective=objective,
+                       constraints=list(constraints),
+                       table=None if table is None else str(Path(table).expanduser().resolve()),
+                       metrics_tables=None if metrics_tables is None else [str(Path(t).expanduser().resolve())
+                                                                           for t in metrics_tables],
+                       hardware=hardware, evaluator_options={"metrics_tables": []} if metrics_tables == [] else {})
+    parts = config.components(cli=True)  # the run's checks: the table, the objective's metrics reported
+    space, ev, obj = parts.space, parts.evaluator, parts.objective
     scorer = TableScorer(ev, obj)
     for n in names:
         strategy_options(n, obj)

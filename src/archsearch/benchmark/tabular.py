@@ -22,6 +22,7 @@ import numpy as np
 
 from ..errors import UserError
 from ..evaluators import make_evaluator
+from ..run_config import RunConfig
 from ..registry import UnknownNameError
 from ..objective import MetricObjective
 from ..result import OK
@@ -244,15 +245,14 @@ def run_benchmark(strategies: Sequence[str], seeds: int = 30, trials: int = 150,
     if seeds < 1 or trials < 1:
         raise UserError(f"seeds and trials must be positive (got seeds={seeds}, trials={trials})")
     names = _check_names(strategies)
-    space_config = dict(space_config or {})
-    ev_options = dict(evaluator_options or {})
-    if table is not None:
-        ev_options["table"] = str(Path(table).expanduser().resolve())
+    config = RunConfig(space=space, strategy=BASELINE, evaluator=evaluator, space_config=dict(space_config or {}),
+                       table=None if table is None else str(Path(table).expanduser().resolve()),
+                       evaluator_options=dict(evaluator_options or {}))
     try:
-        sp = get_space(space, **space_config)
-        ev = make_evaluator(evaluator, sp, **ev_options)  # here too: checks the space and the table up front
+        parts = config.components(cli=True)  # the run's checks: the space, the table, the options, up front
     except UnknownNameError as e:
         raise UserError(str(e)) from None
+    sp, ev, space_config = parts.space, parts.evaluator, config.space_config
     jobs = [(n, s) for s in range(seeds) for n in names]
     runs: list[RunCurve] = []
     start = time.perf_counter()

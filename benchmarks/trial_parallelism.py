@@ -60,15 +60,16 @@ def main() -> None:
     p.add_argument("--json", default=None)
     a = p.parse_args()
     out = []
+    ctx = mp.get_context("spawn")  # a forked child of a process that ran torch can hang in its thread pool
     with tempfile.TemporaryDirectory() as tmp:
         for rep in range(a.repeats):
             for load in a.loads:
                 for name in CONDITIONS:
-                    stop = mp.Event()
-                    proc = mp.Process(target=_load, args=(stop,)) if load == "loaded" else None
+                    stop = ctx.Event()
+                    proc = ctx.Process(target=_load, args=(stop,)) if load == "loaded" else None
                     if proc:
                         proc.start()
-                        time.sleep(1.0)
+                        time.sleep(3.0)  # the child imports torch first
                     try:
                         r = one(name, a.data, a.trials, a.epochs, Path(tmp))
                     finally:

@@ -91,3 +91,20 @@ def test_bad_input_in_a_real_process_exits_2_with_one_line_and_no_traceback():
     assert out.returncode == 2, (out.stdout, out.stderr)
     assert out.stderr.startswith("error: ") and len(out.stderr.strip().splitlines()) == 1, out.stderr
     assert "Traceback" not in out.stderr
+
+
+def test_busy_machine_hint(monkeypatch):
+    """On a busy machine a search training on every core's threads says that --threads 1 is faster (issue 22);
+    nothing is said when the user chose threads, another executor, a lookup evaluator, or the machine is idle."""
+    from archsearch.cli.search import busy_machine_hint
+
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(os, "getloadavg", lambda: (3.2, 3.0, 2.0))
+    inline = {"name": "inline", "retries": 0}
+    assert "--threads 1" in busy_machine_hint(inline, "train") and "load 3.2 on 2 cores" in busy_machine_hint(
+        inline, "train")
+    assert busy_machine_hint({**inline, "threads": 2}, "train") is None
+    assert busy_machine_hint({"name": "process", "retries": 0, "workers": 2}, "train") is None
+    assert busy_machine_hint(inline, "tabular") is None
+    monkeypatch.setattr(os, "getloadavg", lambda: (0.4, 0.3, 0.2))
+    assert busy_machine_hint(inline, "train") is None

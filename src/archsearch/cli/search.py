@@ -110,8 +110,29 @@ def search(
     if dashboard:  # issue 20: the dashboard beside the search (a reader: it never writes to the run)
         from ..dashboard.launch import beside_search
         err.print(f"dashboard: {beside_search(study.run_dir)}", markup=False, highlight=False)
+    hint = busy_machine_hint(study.execution, study.spec.evaluator)
+    if hint and not quiet:
+        err.print(hint, markup=False, highlight=False)
     summary = _run_with_progress(study, done0, quiet)
     print_best(summary, study.space)
+
+
+def busy_machine_hint(execution: dict, evaluator: str) -> str | None:
+    """One line when trials would train on every core's threads on a machine that other work keeps busy (there,
+    one thread per trial trained 2.8x faster: docs/benchmarks.md, issue 22). Only a hint: the thread count
+    changes trained results, so it is never changed behind the user's back."""
+    import os
+    if evaluator != "train" or execution.get("threads") is not None or execution.get("name") != "inline":
+        return None
+    cores = os.cpu_count() or 1
+    try:
+        load = os.getloadavg()[0]
+    except (AttributeError, OSError):  # pragma: no cover - no load average on this platform
+        return None
+    if cores < 2 or load < 0.75 * cores:
+        return None
+    return (f"note: this machine is busy (load {load:.1f} on {cores} cores); trials on {cores} threads each slow "
+            f"down most beside other work: --threads 1 is usually faster here")
 
 
 def _run_with_progress(study, done0: int, quiet: bool):

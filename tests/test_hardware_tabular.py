@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 
 from archsearch import get_space
-from archsearch.benchmark.hardware import (TableScorer, _front_mask, run_hw_benchmark, strategy_options,
-    write_hw_outputs)
+from archsearch.benchmark.hardware import TableScorer, _front_mask, run_hw_benchmark, write_hw_outputs
 from archsearch.errors import UserError
 from archsearch.evaluators import make_evaluator
+from archsearch.strategies import strategy_options_for
 from archsearch.evaluators.metrics_table import default_metrics_table_path
 from archsearch.hardware.objectives import hypervolume, non_dominated_sort
 from archsearch.objective import parse_objective
@@ -250,8 +250,8 @@ def test_bo_ehvi_aims_at_the_front_above_its_reference_point(space):
 
 def test_the_benchmark_tells_its_reference_point_to_strategies_that_take_one():
     obj = parse_objective("val_accuracy,latency_ms")
-    assert strategy_options("bo-ehvi", obj, [72.3, -8.7]) == {"ref_point": [72.3, -8.7]}
-    assert strategy_options("bo-ehvi", obj) == {} and strategy_options("nsga2", obj, [72.3, -8.7]) == {}
+    assert strategy_options_for("bo-ehvi", obj, [72.3, -8.7]) == {"ref_point": [72.3, -8.7]}
+    assert strategy_options_for("bo-ehvi", obj) == {} and strategy_options_for("nsga2", obj, [72.3, -8.7]) == {}
 
 
 def test_constraint_aware_strategies_avoid_infeasible_architectures(space, pixel3):

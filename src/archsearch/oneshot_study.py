@@ -128,8 +128,8 @@ class OneShotStudy:
                          "sync_bn": bool(sync_bn),
                          "threads": threads or max(1, (os.cpu_count() or 1) // workers)},
         }
-        store, lock = start_run(run_dir, config)  # one writer per run directory
-        study = cls(run_dir, store, store.get_meta("config"))
+        store, lock, config = start_run(run_dir, config)  # one writer per run directory
+        study = cls(run_dir, store, config)
         study.run_lock = lock
         return study
 

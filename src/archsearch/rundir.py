@@ -40,15 +40,15 @@ def new_run_dir(run_dir: str | Path | None, space: str, strategy: str) -> Path:
     return path
 
 
-def start_run(run_dir: Path, config: dict[str, Any]) -> tuple[RunStore, RunLock]:
+def start_run(run_dir: Path, config: dict[str, Any]) -> tuple[RunStore, RunLock, dict[str, Any]]:
     """Take the run directory's lock, create its store and write the configuration (with the version and the
-    time of creation) and a zero elapsed time."""
+    time of creation) and a zero elapsed time; return the store, the lock and the configuration as stored."""
     lock = acquire(run_dir)
     store = RunStore(run_dir, create=True)
-    store.set_meta("config", {"version": __version__, "created": datetime.now().isoformat(timespec="seconds"),
-                              **config})
+    stored = {"version": __version__, "created": datetime.now().isoformat(timespec="seconds"), **config}
+    store.set_meta("config", stored)
     store.set_meta("elapsed_seconds", 0.0)
-    return store, lock
+    return store, lock, stored
 
 
 def read_config(run_dir: str | Path) -> dict[str, Any]:

@@ -170,7 +170,7 @@ class Study:
         reference = bool(reference) and _reference_of(sp) is not None
         study = cls(run_dir, sp, strat, spec, objective, budget, seed, execution, scheduling, reference)
         study._check_feasible()
-        study.store, study.run_lock = start_run(run_dir, {
+        study.store, study.run_lock, _ = start_run(run_dir, {
             "space": {"name": space, "config": space_config},
             "strategy": {"name": strategy, "options": strategy_options},
             "evaluator": {"name": evaluator, "options": evaluator_options},

@@ -120,17 +120,12 @@ def _front_mask(Y: np.ndarray) -> np.ndarray:
     return mask
 
 
-def strategy_options(name: str, objective: Any, ref_point: Sequence[float] | None = None) -> dict[str, Any]:
-    """What the strategy is told of the objective, by what it declares (:func:`strategy_options_for`)."""
-    return strategy_options_for(name, objective, ref_point)
-
-
 # ---- one run -----------------------------------------------------------------------------------------------
 def run_one_hw(strategy: str, seed: int, trials: int, space: Any, evaluator: Any, objective: Any,
                scorer: TableScorer) -> HWRun:
     """Ask, evaluate, score, tell ``trials`` times, tracking the feasible front and the feasible incumbent."""
     ref = scorer.reference if scorer.multi else None
-    strat = make_strategy(strategy, space, seed=seed, **strategy_options(strategy, objective, ref))
+    strat = make_strategy(strategy, space, seed=seed, **strategy_options_for(strategy, objective, ref))
     hv, test, infeasible = np.full(trials, np.nan), np.full(trials, np.nan), np.zeros(trials)
     front = np.zeros((0, len(scorer.goals)))
     best_val, best_test, n_infeasible, failed, t_strategy, frac = -math.inf, math.nan, 0, 0, 0.0, 0.0
@@ -250,8 +245,6 @@ def run_hw_benchmark(strategies: Sequence[str], objective: str = "val_accuracy,l
     parts = config.components(cli=True)  # the run's checks: the table, the objective's metrics reported
     space, ev, obj = parts.space, parts.evaluator, parts.objective
     scorer = TableScorer(ev, obj)
-    for n in names:
-        strategy_options(n, obj)
     jobs = [(n, s) for s in range(seeds) for n in names]
     runs: list[HWRun] = []
     start = time.perf_counter()

@@ -13,14 +13,13 @@ Black-box strategies (ask/tell, :data:`.base.STRATEGIES`) and one-shot strategie
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import inspect
 import re
 from dataclasses import dataclass
 from typing import Any
 
 from ..errors import UserError
-from ..registry import UnknownNameError
+from ..registry import UnknownNameError, did_you_mean
 from .base import STRATEGIES, Strategy
 
 __all__ = ["BLACK_BOX", "ONE_SHOT", "OptionInfo", "StrategyInfo", "check_options", "describe", "find_strategy",
@@ -65,9 +64,7 @@ def find_strategy(name: str) -> tuple[str, Any]:
     oneshot = _oneshot()
     if name in oneshot:
         return ONE_SHOT, oneshot.get(name)
-    every = sorted(STRATEGIES.names() + oneshot.names())
-    close = difflib.get_close_matches(name, every, n=1)
-    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    hint = did_you_mean(name, sorted(STRATEGIES.names() + oneshot.names()))
     raise UnknownNameError(f"unknown strategy {name!r}{hint}; black-box: {', '.join(STRATEGIES.names())}; "
                            f"one-shot: {', '.join(oneshot.names())}")
 
@@ -88,10 +85,9 @@ def describe(name: str) -> StrategyInfo:
         options = tuple(OptionInfo(f.name, _type_name(f.type), f.default if f.default is not dataclasses.MISSING
                                    else None) for f in dataclasses.fields(obj.Options))
         open_ = False
-        objectives = frozenset({"single"})
     else:
         options, open_ = _blackbox_options(obj)
-        objectives = frozenset(getattr(obj, "objectives", {"single"}))
+    objectives = frozenset(getattr(obj, "objectives", {"single"}))
     return StrategyInfo(name, kind, objectives, options, open_, _summary(inspect.getdoc(obj) or ""))
 
 
@@ -160,10 +156,8 @@ def check_options(name: str, options: dict[str, Any], flag: str = "--strategy-op
         if opt is None:
             if info.open_options:
                 continue  # passed on (its receiver refuses what it does not know)
-            close = difflib.get_close_matches(key, known, n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise UserError(f"{flag}: {info.kind} strategy {name!r} has no option {key!r}{hint}; its options: "
-                            f"{listing}")
+            raise UserError(f"{flag}: {info.kind} strategy {name!r} has no option {key!r}"
+                            f"{did_you_mean(key, known)}; its options: {listing}")
         check = _CHECKS.get(opt.type)
         if check is not None and value is not None and not check[0](value):
             raise UserError(f"{flag} {key}={value!r}: {name}'s {key} is {check[1]} ({opt.type})")

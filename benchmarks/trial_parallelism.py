@@ -3,7 +3,7 @@ the most architectures per hour on 2 cores, idle and beside a second process tha
 
 Conditions (the same random-search trials of the default macro space, seed 0; random search so that every
 condition trains the same architectures whatever the order of results):
-- inline, default threads (today's default: one trial at a time, PyTorch's threads = the cores);
+- inline, default threads (the default before issue 22: one trial at a time, PyTorch's threads = the cores);
 - inline, 1 thread;
 - process executor, one worker per core, 1 thread each.
 "loaded": a second process runs a 2-thread 512x512 matmul loop for the whole condition. Trials per hour are
@@ -22,7 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
-CONDITIONS = {"inline-default": {}, "inline-1t": {"threads": 1},
+CONDITIONS = {"inline-default": {"executor": "inline"}, "inline-1t": {"executor": "inline", "threads": 1},
               "process-2x1t": {"executor": "process", "workers": 2, "threads": 1}}
 
 

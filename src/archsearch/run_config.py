@@ -11,6 +11,8 @@ opens either kind again.
 """
 from __future__ import annotations
 
+import os
+
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Sequence
@@ -269,10 +271,38 @@ class RunConfig:
                             budget=Budget(trials, seconds), seed=self.seed, space_config=dict(self.space_config),
                             strategy_options=self._strategy_options(objective, cli),
                             evaluator_options=self._evaluator_options(data, metric_opts, self.epochs),
-                            objective=objective, run_dir=self.out, executor=self.executor or "inline",
-                            workers=self.workers, address=self.address, retries=self.retries,
-                            trial_timeout=self.trial_timeout, threads=self.threads, scheduler=self.scheduler,
+                            objective=objective, run_dir=self.out, **self._execution(trials),
+                            address=self.address, retries=self.retries,
+                            trial_timeout=self.trial_timeout, scheduler=self.scheduler,
                             min_epochs=self.min_epochs, eta=self.eta, reference=self.reference)
+
+    def _execution(self, trials: int | None) -> dict[str, Any]:
+        """Where a black-box search's trials run. Given: as given (``workers`` alone: that many local processes).
+        Not given, for trials trained on the CPU of a machine with several cores: one 1-thread worker process per
+        core (measured in docs/benchmarks.md, issue 22: 1.25x the trials per hour of one trial on every core's
+        threads on an idle machine, 2.9x beside a busy process; results are told to the strategy in ask order, so
+        a seed still gives one search). Else (a GPU, measured latency, other evaluators, one core): inline."""
+        executor, workers, threads = self.executor, self.workers, self.threads
+        if executor is None and workers is not None and workers > 1:
+            executor = "process"
+        if executor is None and workers is None and threads is None and self._parallel_by_default():
+            cores = os.cpu_count() or 1
+            executor, threads = "process", 1
+            workers = cores if trials is None else max(1, min(cores, trials + int(self.reference)))
+            if workers == 1:  # one trial (no reference): inline, on every core's threads
+                executor, workers, threads = None, None, None
+        return {"executor": executor or "inline", "workers": workers, "threads": threads}
+
+    def _parallel_by_default(self) -> bool:
+        if self.evaluator != "train" or self.latency_device is not None or (os.cpu_count() or 1) < 2:
+            return False
+        if self.device not in ("auto", "cpu"):
+            return False
+        if self.device == "auto":
+            import torch
+            if torch.cuda.is_available():
+                return False
+        return True
 
     def _oneshot(self, objective: Any, metric_opts: dict[str, Any], data: str | None, cli: bool):
         from .oneshot_study import DEFAULT_TRAIN_EPOCHS, OneShotStudy

@@ -220,6 +220,22 @@ class RunStore:
             for k, v in (extra_meta or {}).items():
                 self.conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (k, json.dumps(v)))
 
+    def set_tell_event(self, number: int, event: int) -> None:
+        """The strategy was told ``number``'s stored result at ``event`` (results told in ask order: later than
+        they were stored)."""
+        self.conn.execute("UPDATE trials SET tell_event = ? WHERE number = ?", (event, number))
+
+    def mark_started(self, number: int) -> None:
+        """A trial asked ahead starts now (it waited for a worker since it was asked)."""
+        self.conn.execute("UPDATE trials SET started = ? WHERE number = ?", (time.time(), number))
+
+    def discard_trial(self, number: int) -> None:
+        """Forget a trial that was asked but never started (the budget ended while it waited for a worker)."""
+        with self.conn:
+            self.conn.execute("BEGIN IMMEDIATE")
+            self.conn.execute("DELETE FROM curves WHERE trial = ?", (number,))
+            self.conn.execute("DELETE FROM trials WHERE number = ? AND finished IS NULL", (number,))
+
     def promote_trial(self, number: int, fidelity: float) -> None:
         """A paused trial continues to ``fidelity`` (from its checkpoint)."""
         self.conn.execute("UPDATE trials SET status = ?, fidelity = ? WHERE number = ?", (RUNNING, fidelity, number))

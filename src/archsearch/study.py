@@ -14,6 +14,7 @@ continues to the original budget.
 from __future__ import annotations
 
 import json
+from collections import deque
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -92,7 +93,9 @@ def check_execution(executor: str, workers: int | None, address: str | None, ret
         raise UserError("--trial-timeout and --workers > 1 need --executor process or ray")
     if address and executor != "ray":
         raise UserError("--address is for --executor ray")
-    out: dict[str, Any] = {"name": executor, "retries": retries}
+    # "tell": results reach the strategy in ask order (see Study._start_in_order); runs stored before this key
+    # existed tell in arrival order when resumed
+    out: dict[str, Any] = {"name": executor, "retries": retries, "tell": "ask-order"}
     if threads is not None:
         out["threads"] = threads
     if executor != "inline":
@@ -264,6 +267,9 @@ class Study:
                 self._take_results(loop)
         finally:
             loop.executor.close()
+        for job in loop.queue:  # asked ahead, never started: the budget ended first
+            self.store.discard_trial(job.trial)
+            loop.records.pop(job.trial, None)
         self._finalize(loop.best, loop.weights, loop.evaluator, loop.sched)
         self.release()
         return self.summary()
@@ -272,20 +278,28 @@ class Study:
         evaluator = self.spec.build()
         ex = dict(self.execution)
         retries = int(ex.pop("retries", 0) or 0)
+        in_order = ex.pop("tell", "arrival") == "ask-order"
         executor: Executor = EXECUTORS.get(ex.pop("name"))(evaluator=evaluator, **ex)
         sched = self._scheduler()
         requeue = self._replay(sched)
         records = {r.number: r for r in self.store.trials()}
+        rejected = {r.number for r in records.values() if r.status == "infeasible" and r.metrics.get("rejected")}
         elapsed0 = float(self.store.get_meta("elapsed_seconds", 0.0))
         deadline = None if self.budget.seconds is None else time.time() + self.budget.seconds - elapsed0
-        return _Loop(self, evaluator, executor, sched, retries, requeue, records,
-                     {r.number for r in records.values() if r.status == "infeasible" and r.metrics.get("rejected")},
+        loop = _Loop(self, evaluator, executor, sched, retries, requeue, records, rejected,
                      best_trial(records.values()), self._next_event(), elapsed0, time.perf_counter(), deadline,
                      on_trial)
+        if in_order and not sched.multi_fidelity and getattr(self.strategy, "reads_results", True):
+            loop.lag = 1 if executor.capacity == 1 else 2 * executor.capacity
+            loop.untold = deque(sorted(n for n, r in records.items() if r.tell_event is None and n not in rejected))
+        return loop
 
     def _start_work(self, loop: "_Loop") -> None:
         """Fill the free workers: a promotion the scheduler asks for, else a new trial from the strategy (one
         whose known costs break a constraint is told infeasible at once, without training)."""
+        if loop.lag:
+            self._start_in_order(loop)
+            return
         sched, executor, records = loop.sched, loop.executor, loop.records
         while executor.in_flight < executor.capacity and loop.time_left():
             d = sched.next(loop.may_start_new(), len(records))
@@ -299,23 +313,59 @@ class Study:
                 sched.started(rec.number, d.fidelity, d.bracket)
                 executor.submit(loop.job(rec.number, rec.arch, rec.seed, fid))
                 continue
-            number = len(records)
-            arch = self.strategy.ask()
-            rec = TrialRecord(number, arch, RUNNING, trial_seed(self.seed, number), ask_event=loop.event,
-                              fidelity=fid)
-            self.store.add_trial(number, arch, rec.seed, loop.event, fidelity=fid, bracket=d.bracket)
+            job = self._ask_new(loop, fid, d.fidelity, d.bracket)
+            if job is not None:
+                executor.submit(job)
+
+    def _ask_new(self, loop: "_Loop", fid: float | None, level: int, bracket: int) -> Job | None:
+        """Ask the strategy for a new trial and store it; return its job, or None when its known costs break a
+        constraint (then it is told infeasible at once, at no cost, and never trained)."""
+        records = loop.records
+        number = max(records) + 1 if records else 0
+        arch = self.strategy.ask()
+        rec = TrialRecord(number, arch, RUNNING, trial_seed(self.seed, number), ask_event=loop.event, fidelity=fid)
+        self.store.add_trial(number, arch, rec.seed, loop.event, fidelity=fid, bracket=bracket)
+        loop.event += 1
+        records[number] = rec
+        static = self._rejected(loop.evaluator, arch, rec.seed)
+        if static is not None:
+            loop.rejected.add(number)
+            loop.misses += 1
+            self._record(rec, Result({**static, "rejected": 1.0}), loop.event, loop.elapsed(), loop.sched, None)
             loop.event += 1
-            records[number] = rec
-            static = self._rejected(loop.evaluator, arch, rec.seed)
-            if static is not None:  # infeasible before training: told at no cost
-                loop.rejected.add(number)
-                loop.misses += 1
-                self._record(rec, Result({**static, "rejected": 1.0}), loop.event, loop.elapsed(), sched, None)
-                loop.event += 1
+            return None
+        loop.misses = 0
+        loop.sched.started(number, level, bracket)
+        return loop.job(number, arch, rec.seed, fid)
+
+    def _start_in_order(self, loop: "_Loop") -> None:
+        """Parallel workers with results told in ask order, so that a seed gives the same search whatever order
+        the workers finish in: a new trial is asked whenever fewer than ``loop.lag`` trained trials wait for
+        their tell, and the oldest waiting trial is told as soon as it is done (each tell followed by its ask:
+        the same sequence of asks and tells in every run). The lag is twice the workers, so a slow trial holds
+        up its successors' tells without idling the other workers; trials asked ahead wait in ``loop.queue``."""
+        records = loop.records
+        while True:
+            while len(loop.untold) < loop.lag and loop.time_left() and loop.may_start_new():
+                job = self._ask_new(loop, None, 0, 0)
+                if job is not None:
+                    loop.untold.append(job.trial)
+                    loop.queue.append(job)
+            if loop.untold and records[loop.untold[0]].done:
+                self._tell_stored(loop, records[loop.untold.popleft()])
                 continue
-            loop.misses = 0
-            sched.started(number, d.fidelity, d.bracket)
-            executor.submit(loop.job(number, arch, rec.seed, fid))
+            break
+        while loop.queue and loop.executor.in_flight < loop.executor.capacity and loop.time_left():
+            job = loop.queue.popleft()
+            self.store.mark_started(job.trial)
+            loop.executor.submit(job)
+
+    def _tell_stored(self, loop: "_Loop", rec: TrialRecord) -> None:
+        """Tell the strategy a result stored earlier (results told in ask order)."""
+        rec.tell_event = loop.event
+        self.store.set_tell_event(rec.number, loop.event)
+        loop.event += 1
+        self.strategy.tell(self._observation(rec))
 
     def _take_results(self, loop: "_Loop") -> None:
         """Record every job that finished (a worker that died runs its job again, up to ``retries`` times), keep
@@ -330,8 +380,8 @@ class Study:
                 self.store.restart_trial(rec.number, note=result.error)
                 loop.executor.submit(jb)
                 continue
-            told = rec.tell_event is None
-            rec = self._record(rec, result, loop.event, loop.elapsed(), loop.sched, jb.fidelity)
+            told = not loop.lag and rec.tell_event is None  # (in ask order: told by _start_in_order)
+            rec = self._record(rec, result, loop.event, loop.elapsed(), loop.sched, jb.fidelity, tell=not loop.lag)
             loop.event += int(told)
             if rec.status == "ok" and (loop.best is None or best_trial([loop.best, rec]) is rec):
                 loop.best = rec
@@ -349,11 +399,12 @@ class Study:
             self.run_lock = None
 
     def _record(self, rec: TrialRecord, result: Result, event: int, elapsed: float, sched: Scheduler,
-                fidelity: float | None) -> TrialRecord:
-        """Store a trial's (or a rung's) result with its learning curve; tell the strategy at its first result."""
+                fidelity: float | None, tell: bool = True) -> TrialRecord:
+        """Store a trial's (or a rung's) result with its learning curve; tell the strategy at its first result
+        (``tell=False``: stored now, told later, in ask order)."""
         s = score(self.objective, result)  # stopped by the budget: no value; rejected at ask time: infeasible
         status, value, values = s.status, s.value, s.values
-        first = rec.tell_event is None
+        first = tell and rec.tell_event is None
         loss = result.metrics.get("val_loss")
         tiebreak = -float(loss) if isinstance(loss, (int, float)) and loss == loss else 0.0
         rung = (float(fidelity), tiebreak) if sched.multi_fidelity and fidelity is not None and status == "ok" \
@@ -502,6 +553,9 @@ class _Loop:
     weights: dict[int, dict] = field(default_factory=dict)
     retried: dict[int, int] = field(default_factory=dict)
     misses: int = 0  # asks in a row rejected at ask time
+    lag: int = 0  # results told in ask order: at most this many trained trials wait for their tell (0: arrival)
+    untold: deque = field(default_factory=deque)  # trained trials asked and not yet told, in ask order
+    queue: deque = field(default_factory=deque)  # jobs asked ahead, waiting for a free worker
 
     def elapsed(self) -> float:
         return self.elapsed0 + time.perf_counter() - self.t0

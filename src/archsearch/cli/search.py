@@ -59,10 +59,12 @@ def search(
     resume: Optional[Path] = typer.Option(None, help="Continue an interrupted run to its original budget."),
     space_opt: Optional[List[str]] = typer.Option(None, "--space-opt", help="Space setting KEY=VALUE (repeatable)."),
     strategy_opt: Optional[List[str]] = typer.Option(None, "--strategy-opt", help="Strategy option KEY=VALUE."),
-    executor: str = typer.Option("inline", help="Where trials run: inline, process (local pool) or ray."),
+    executor: Optional[str] = typer.Option(None, help="Where trials run: inline, process (local pool) or ray "
+                                           "[default: process, one 1-thread worker per core, for trials trained "
+                                           "on the CPU; else inline]."),
     workers: Optional[int] = typer.Option(None, help="Parallel workers (default: one per core, or per GPU)."),
-    threads: Optional[int] = typer.Option(None, help="CPU threads per worker (default: the cores shared out among "
-                                          "the workers)."),
+    threads: Optional[int] = typer.Option(None, help="CPU threads per worker (default: 1 in the default pool; "
+                                          "else the cores shared out among the workers)."),
     address: Optional[str] = typer.Option(None, help="Ray cluster to join: auto or HOST:PORT (default: local)."),
     retries: int = typer.Option(0, help="Run a trial again this many times when its worker dies."),
     trial_timeout: Optional[float] = typer.Option(None, help="Stop a trial after this many seconds (failed)."),
@@ -90,7 +92,7 @@ def search(
         latency_table=None if latency_table is None else str(latency_table), out=out, device=device,
         space_config=parse_settings(space_opt, "space setting"),
         strategy_options=parse_settings(strategy_opt, "strategy option"),
-        executor=None if executor == "inline" else executor, workers=workers,
+        executor=executor, workers=workers,
         threads=threads, address=address, retries=retries, trial_timeout=trial_timeout, scheduler=scheduler,
         min_epochs=min_epochs, eta=eta, reference=reference)
     if resume is not None:

@@ -24,6 +24,9 @@ class Strategy:
     #: (told the constraints as its ``constraints`` option), "reference_point" (a hypervolume reference point,
     #: its ``ref_point`` option).
     objectives: frozenset[str] = frozenset({"single"})
+    #: Whether ``ask`` depends on what the strategy was told. A strategy that reads no result (random, grid) asks
+    #: the same architectures in any order of results, so parallel workers need not tell it in ask order.
+    reads_results: bool = True
 
     def __init__(self, space: SearchSpace, seed: int = 0, **options: Any):
         if options:

@@ -71,6 +71,7 @@ class GridSearch(Strategy):
     """Exhaustive search in a seeded random order (see the module docstring)."""
 
     objectives = frozenset({"single", "vector"})  # (it reads no value: any objective)
+    reads_results = False
 
     def __init__(self, space: SearchSpace, seed: int = 0, shuffle: bool = True, max_size: int = 10 ** 10,
                  on_exhausted: str = "restart"):

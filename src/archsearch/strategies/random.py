@@ -10,6 +10,7 @@ class RandomSearch(Strategy):
     """Uniform samples from the space, independent of every result."""
 
     objectives = frozenset({"single", "vector"})  # (it reads no value: any objective)
+    reads_results = False
 
     def _ask(self) -> Architecture:
         return self.space.sample(self.rng)

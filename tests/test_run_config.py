@@ -88,7 +88,7 @@ def test_every_option_reaches_the_run_or_is_refused_in_one_line(kind, tmp_path, 
      dict(space="nb201", strategy="evolution", evaluator="tabular", trials=4, seed=3, hardware="pixel3", constraints=["latency_ms<=10"],
           strategy_options={"population": 3})),
     (["--space", "macro", "--space-opt", "layers=3", "--strategy", "bo"],  # the default budget
-     dict(space="macro", space_config={"layers": 3}, strategy="bo")),
+     dict(space="macro", space_config={"layers": 3}, strategy="bo", executor="auto")),  # (the CLI's default)
     (["--space", "nb201", "--strategy", "darts", "--epochs", "2", "--train-epochs", "3", "--seconds", "60"],
      dict(space="nb201", strategy="darts", epochs=2, train_epochs=3, seconds=60)),
 ])
@@ -127,3 +127,35 @@ def test_benchmark_parts_are_the_runs(tmp_path):
     from archsearch.errors import UserError
     with pytest.raises(UserError, match="would be ignored"):
         RunConfig(space="nb201", evaluator="tabular", data="digits").components()
+
+
+@pytest.mark.parametrize("given, cores, expected", [
+    (dict(executor="auto"), 2, ("process", 2, 1)),  # the CLI's default, trained trials on 2 cores
+    (dict(executor="auto"), 8, ("process", 8, 1)),
+    (dict(executor="auto", trials=3), 8, ("process", 4, 1)),  # no more workers than trials and the reference
+    (dict(executor="auto", trials=1, reference=False), 2, ("inline", None, None)),
+    (dict(executor="auto"), 1, ("inline", None, None)),
+    (dict(executor="auto", threads=2), 2, ("inline", None, 2)),  # a thread count alone: inline, as asked
+    (dict(executor="auto", workers=3), 2, ("process", 3, None)),
+    (dict(executor="auto", evaluator="tabular"), 2, ("inline", None, None)),  # not trained: nothing to share out
+    (dict(executor="auto", latency_device="cpu"), 2, ("inline", None, None)),  # measured latency: alone
+    (dict(executor="auto", device="cuda"), 2, ("inline", None, None)),
+    (dict(), 2, ("inline", None, None)),  # the API's default (spawned workers re-import the caller's script)
+    (dict(executor="process"), 2, ("process", None, None)),
+])
+def test_where_trials_run_by_default(given, cores, expected, monkeypatch):
+    from archsearch.run_config import RunConfig
+    monkeypatch.setattr("os.cpu_count", lambda: cores)
+    monkeypatch.setattr("torch.cuda.is_available", lambda: False)
+    given = dict(given)
+    trials = given.pop("trials", 30)
+    got = RunConfig(**given)._execution(trials)
+    assert (got["executor"], got["workers"], got["threads"]) == expected
+
+
+def test_the_cli_default_search_trains_in_parallel_and_tells_in_ask_order(tmp_path, capsys, no_run, monkeypatch):
+    monkeypatch.setattr("os.cpu_count", lambda: 2)
+    code, err, run_dir = _cli(capsys, tmp_path, "d", ["--trials", "4"])
+    assert code == 0, err
+    ex = _config(run_dir)["executor"]
+    assert (ex["name"], ex["workers"], ex["threads"], ex["tell"]) == ("process", 2, 1, "ask-order")

@@ -277,15 +277,20 @@ class RunConfig:
                             min_epochs=self.min_epochs, eta=self.eta, reference=self.reference)
 
     def _execution(self, trials: int | None) -> dict[str, Any]:
-        """Where a black-box search's trials run. Given: as given (``workers`` alone: that many local processes).
-        Not given, for trials trained on the CPU of a machine with several cores: one 1-thread worker process per
-        core (measured in docs/benchmarks.md, issue 22: 1.25x the trials per hour of one trial on every core's
+        """Where a black-box search's trials run: as given; None: inline. ``"auto"`` (the CLI's default): with
+        ``workers`` alone, that many local processes; with no ``workers``/``threads``, for trials trained on the CPU
+        of a machine with several cores, one 1-thread worker process per core (measured in docs/benchmarks.md, issue 22: 1.25x the trials per hour of one trial on every core's
         threads on an idle machine, 2.9x beside a busy process; results are told to the strategy in ask order, so
-        a seed still gives one search). Else (a GPU, measured latency, other evaluators, one core): inline."""
+        a seed still gives one search). Else (a GPU, measured latency, other evaluators, one core): inline. The
+        API's default stays inline: worker processes are spawned, and spawning re-imports the caller's script,
+        which fails in a script without ``if __name__ == "__main__":``."""
         executor, workers, threads = self.executor, self.workers, self.threads
-        if executor is None and workers is not None and workers > 1:
+        if executor != "auto":
+            return {"executor": executor or "inline", "workers": workers, "threads": threads}
+        executor = None
+        if workers is not None and workers > 1:
             executor = "process"
-        if executor is None and workers is None and threads is None and self._parallel_by_default():
+        if workers is None and threads is None and self._parallel_by_default():
             cores = os.cpu_count() or 1
             executor, threads = "process", 1
             workers = cores if trials is None else max(1, min(cores, trials + int(self.reference)))
@@ -312,7 +317,7 @@ class RunConfig:
                             f"supernet: give {self.flag('epochs', cli)} (search) and {self.flag('train_epochs', cli)}"
                             " (the derived architecture)")
         workers = 1 if self.workers is None else self.workers
-        executor = self.executor or "inline"
+        executor = "inline" if self.executor in (None, "auto") else self.executor
         if workers > 1 and executor == "inline":
             executor = "process"  # N workers alone: N local processes
         train_epochs = DEFAULT_TRAIN_EPOCHS if self.train_epochs is None else self.train_epochs

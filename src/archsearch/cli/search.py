@@ -59,9 +59,9 @@ def search(
     resume: Optional[Path] = typer.Option(None, help="Continue an interrupted run to its original budget."),
     space_opt: Optional[List[str]] = typer.Option(None, "--space-opt", help="Space setting KEY=VALUE (repeatable)."),
     strategy_opt: Optional[List[str]] = typer.Option(None, "--strategy-opt", help="Strategy option KEY=VALUE."),
-    executor: Optional[str] = typer.Option(None, help="Where trials run: inline, process (local pool) or ray "
-                                           "[default: process, one 1-thread worker per core, for trials trained "
-                                           "on the CPU; else inline]."),
+    executor: str = typer.Option("auto", help="Where trials run: inline, process (local pool), ray, or auto: "
+                                 "one 1-thread worker process per core for trials trained on the CPU, else "
+                                 "inline."),
     workers: Optional[int] = typer.Option(None, help="Parallel workers (default: one per core, or per GPU)."),
     threads: Optional[int] = typer.Option(None, help="CPU threads per worker (default: 1 in the default pool; "
                                           "else the cores shared out among the workers)."),

@@ -79,7 +79,8 @@ class RunConfig:
     def given(self) -> list[str]:
         """The fields set to something other than their default, in declaration order."""
         default = RunConfig()
-        return [f.name for f in fields(self) if _differs(getattr(self, f.name), getattr(default, f.name))]
+        return [f.name for f in fields(self) if _differs(getattr(self, f.name), getattr(default, f.name))
+                and not (f.name == "executor" and self.executor == "auto")]  # "auto": the CLI's default
 
     @staticmethod
     def flag(name: str, cli: bool) -> str:

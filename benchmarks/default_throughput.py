@@ -93,7 +93,7 @@ def main() -> None:
                     (data, load, "before")}
             for name in CONDITIONS:
                 rs = [r for r in out if (r["data"], r["load"], r["condition"]) == (data, load, name)]
-                ratios = [r["per_hour"] / base[r["seed"]] for r in rs]
+                ratios = [r["per_hour"] / base[r["seed"]] for r in rs if base[r["seed"]]] or [float("nan")]
                 print(f"| {data} | {load} | {name} | {ms([r['trials'] for r in rs])} | "
                       f"{ms([r['per_hour'] for r in rs])} | {statistics.mean(ratios):.2f} "
                       f"({', '.join(f'{x:.2f}' for x in ratios)}) | {ms([r['best_val'] for r in rs])} | "

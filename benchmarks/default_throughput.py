@@ -14,22 +14,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import multiprocessing as mp
 import os
 import statistics
 import tempfile
 import time
 from pathlib import Path
 
+from trial_parallelism import background_load  # (benchmarks/, beside this script)
+
 CONDITIONS = {"before": {"executor": "inline"}, "now": {"executor": "auto"}}
-
-
-def _load(stop: "mp.synchronize.Event") -> None:
-    import torch
-    torch.set_num_threads(2)
-    a = torch.randn(512, 512)
-    while not stop.is_set():
-        a = (a @ a).tanh()
 
 
 def one(name: str, data: str, seed: int, trials: int | None, seconds: float | None, root: Path) -> dict:
@@ -59,23 +52,13 @@ def main() -> None:
     p.add_argument("--json", default=None)
     a = p.parse_args()
     out = []
-    ctx = mp.get_context("spawn")  # a forked child of a process that ran torch can hang in its thread pool
     with tempfile.TemporaryDirectory() as tmp:
         for seed in a.seeds:
             for load in a.loads:
                 for data in a.data:
                     for name in CONDITIONS:
-                        stop = ctx.Event()
-                        proc = ctx.Process(target=_load, args=(stop,)) if load == "loaded" else None
-                        if proc:
-                            proc.start()
-                            time.sleep(3.0)  # the child imports torch first
-                        try:
+                        with background_load(load == "loaded"):
                             r = one(name, data, seed, a.trials, a.seconds, Path(tmp))
-                        finally:
-                            if proc:
-                                stop.set()
-                                proc.join()
                         r.update(load=load, loadavg=round(os.getloadavg()[0], 2))
                         print(json.dumps(r), flush=True)
                         out.append(r)

@@ -15,6 +15,7 @@ included). Conditions alternate inside each repetition.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import multiprocessing as mp
 import os
@@ -32,6 +33,23 @@ def _load(stop: "mp.synchronize.Event") -> None:
     a = torch.randn(512, 512)
     while not stop.is_set():
         a = (a @ a).tanh()
+
+
+@contextlib.contextmanager
+def background_load(on: bool):
+    """While inside: a second (spawned) process running a 2-thread matmul loop, when ``on``."""
+    ctx = mp.get_context("spawn")  # a forked child of a process that ran torch can hang in its thread pool
+    stop = ctx.Event()
+    proc = ctx.Process(target=_load, args=(stop,)) if on else None
+    if proc:
+        proc.start()
+        time.sleep(3.0)  # the child imports torch first
+    try:
+        yield
+    finally:
+        if proc:
+            stop.set()
+            proc.join()
 
 
 def one(name: str, data: str, trials: int, epochs: int, root: Path) -> dict:
@@ -60,22 +78,12 @@ def main() -> None:
     p.add_argument("--json", default=None)
     a = p.parse_args()
     out = []
-    ctx = mp.get_context("spawn")  # a forked child of a process that ran torch can hang in its thread pool
     with tempfile.TemporaryDirectory() as tmp:
         for rep in range(a.repeats):
             for load in a.loads:
                 for name in CONDITIONS:
-                    stop = ctx.Event()
-                    proc = ctx.Process(target=_load, args=(stop,)) if load == "loaded" else None
-                    if proc:
-                        proc.start()
-                        time.sleep(3.0)  # the child imports torch first
-                    try:
+                    with background_load(load == "loaded"):
                         r = one(name, a.data, a.trials, a.epochs, Path(tmp))
-                    finally:
-                        if proc:
-                            stop.set()
-                            proc.join()
                     r.update(load=load, repeat=rep, loadavg=os.getloadavg()[0])
                     r.pop("archs")
                     print(json.dumps(r), flush=True)

@@ -212,7 +212,7 @@ def overhead(args) -> None:
 SEEN_SCRIPT = """
 window.__seen = {};
 new MutationObserver(() => {
-  for (const r of document.querySelectorAll('tr[data-trial]')) {
+  for (const r of document.querySelectorAll('tr[data-trial]:not(.status-running)')) {  // shown as finished
     const n = r.dataset.trial;
     if (!(n in window.__seen)) window.__seen[n] = Date.now() / 1000;
   }
@@ -222,7 +222,7 @@ new MutationObserver(() => {
 
 def live(args) -> None:
     """Seconds from a trial's commit (its ``finished`` time in the run) to its row on the screen of a run view
-    that was open before the search started (an in-page MutationObserver stamps each row when it first appears)."""
+    that was open before the search started (an in-page MutationObserver stamps each row when it first appears as finished)."""
     pw, b = browser()
     lat: list[float] = []
     try:

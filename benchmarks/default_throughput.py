@@ -9,13 +9,21 @@ wall hour (the pool's start-up included) and the best trial's validation / test 
 
     python benchmarks/make_digits28.py --out digits28.npz
     python benchmarks/default_throughput.py --data digits digits28.npz --seeds 0 1 2 --trials 30 --seconds 60
+
+``--filed TREE`` adds the condition the issue asks to compare with, "today's" when it was filed: ``archsearch
+search`` of another checkout (``git worktree add TREE f02dc04``, the parent of issue 22's first change) run as a
+command with ``PYTHONPATH=TREE/src``, beside the same command of this checkout (``cli``), each counted from its run
+database (interpreter start-up included in both).
 """
 from __future__ import annotations
 
 import argparse
 import json
 import os
+import sqlite3
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -42,6 +50,28 @@ def one(name: str, data: str, seed: int, trials: int | None, seconds: float | No
             "best_test": best.metrics.get("test_accuracy") if best else None}
 
 
+def one_cli(name: str, tree: Path, data: str, seed: int, trials: int | None, seconds: float | None,
+            root: Path) -> dict:
+    """``archsearch search`` of the checkout ``tree`` with only the budget, data and seed given."""
+    out = root / f"{name}-{time.time_ns()}"
+    cmd = [sys.executable, "-c", "import sys; from archsearch.cli import main; sys.argv[0] = 'archsearch'; main()",
+           "search", "--seed", str(seed), "--out", str(out)]
+    cmd += [] if data == "digits" else ["--data", data]
+    cmd += [] if trials is None else ["--trials", str(trials)]
+    cmd += [] if seconds is None else ["--seconds", str(seconds)]
+    env = dict(os.environ, PYTHONPATH=str(tree / "src"))
+    t0 = time.perf_counter()
+    subprocess.run(cmd, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wall = time.perf_counter() - t0
+    conn = sqlite3.connect(f"{(out / 'study.db').resolve().as_uri()}?mode=ro", uri=True)
+    rows = conn.execute("SELECT value, metrics FROM trials WHERE status = 'ok' AND finished IS NOT NULL").fetchall()
+    conn.close()
+    best = json.loads(max(rows, key=lambda r: r[0])[1]) if rows else {}
+    return {"condition": name, "data": data, "seed": seed, "executor": "cli", "trials": len(rows),
+            "wall_s": round(wall, 1), "per_hour": round(3600 * len(rows) / wall),
+            "best_val": best.get("val_accuracy"), "best_test": best.get("test_accuracy")}
+
+
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--data", nargs="+", default=["digits"])
@@ -50,15 +80,23 @@ def main() -> None:
     p.add_argument("--seconds", type=float, default=None)
     p.add_argument("--loads", nargs="+", default=["idle", "loaded"])
     p.add_argument("--json", default=None)
+    p.add_argument("--filed", type=Path, default=None,
+                   help="a checkout of the commit the issue was filed on: compare its CLI with this one's")
     a = p.parse_args()
+    if a.filed is not None:
+        here = Path(__file__).resolve().parents[1]
+        runners = {"filed": lambda *x: one_cli("filed", a.filed.resolve(), *x),
+                   "cli": lambda *x: one_cli("cli", here, *x)}
+    else:
+        runners = {name: (lambda *x, n=name: one(n, *x)) for name in CONDITIONS}
     out = []
     with tempfile.TemporaryDirectory() as tmp:
         for seed in a.seeds:
             for load in a.loads:
                 for data in a.data:
-                    for name in CONDITIONS:
+                    for name, run in runners.items():
                         with background_load(load == "loaded"):
-                            r = one(name, data, seed, a.trials, a.seconds, Path(tmp))
+                            r = run(data, seed, a.trials, a.seconds, Path(tmp))
                         r.update(load=load, loadavg=round(os.getloadavg()[0], 2))
                         print(json.dumps(r), flush=True)
                         out.append(r)
@@ -66,15 +104,20 @@ def main() -> None:
         Path(a.json).write_text(json.dumps(out, indent=1))
 
     def ms(xs):
+        xs = [x for x in xs if x is not None]  # (a condition that finished no trial has no best)
+        if not xs:
+            return "–"
         return f"{statistics.mean(xs):.1f} ± {statistics.stdev(xs):.1f}" if len(xs) > 1 else f"{xs[0]:.1f}"
 
-    print("\n| data | load | condition | trials | trials/hour | ratio to before (per seed) | best val % | best test % |")
+    print(f"\n| data | load | condition | trials | trials/hour | ratio to {next(iter(runners))} (per seed) | "
+          "best val % | best test % |")
     print("|---|---|---|---:|---:|---:|---:|---:|")
     for data in a.data:
         for load in a.loads:
+            first = next(iter(runners))
             base = {r["seed"]: r["per_hour"] for r in out if (r["data"], r["load"], r["condition"]) ==
-                    (data, load, "before")}
-            for name in CONDITIONS:
+                    (data, load, first)}
+            for name in runners:
                 rs = [r for r in out if (r["data"], r["load"], r["condition"]) == (data, load, name)]
                 ratios = [r["per_hour"] / base[r["seed"]] for r in rs if base[r["seed"]]] or [float("nan")]
                 print(f"| {data} | {load} | {name} | {ms([r['trials'] for r in rs])} | "

@@ -139,17 +139,32 @@ def plain_step_ms(case: Case, threads: int, channels_last: bool, compiled: bool,
     return 1000 * statistics.median(times), compile_s
 
 
+def trial_threads() -> int:
+    """The intra-op threads a trial of the default search trains with on this machine (``executor="auto"``: one
+    1-thread worker per core on a CPU with several cores; otherwise the process's threads)."""
+    from archsearch.run_config import RunConfig
+
+    threads = RunConfig(executor="auto")._execution(30)["threads"]
+    return int(threads) if threads else DEFAULT_THREADS
+
+
 def archsearch_step_ms(case: Case, steps: int, warmup: int) -> float:
-    """One Trainer epoch of ``warmup + steps`` batches, as a trial runs it (archsearch's own settings)."""
-    torch.set_num_threads(DEFAULT_THREADS)
+    """One Trainer epoch of ``warmup + steps`` batches, as a trial runs it (archsearch's own settings: the
+    threads a trial's worker has, the memory format the Trainer picks; token windows train through the same
+    Trainer on a TextDataset, as the rnn space's trials do)."""
+    from archsearch.datasets.text import TextDataset
+
+    torch.set_num_threads(TRIAL_THREADS)
     torch.manual_seed(0)
     model = case.model_fn()
     n = len(case.x) * (warmup + steps)
     rep = lambda t: t.repeat(warmup + steps, *([1] * (t.dim() - 1)))  # noqa: E731
     x, y = rep(case.x), rep(case.y)
     if case.space == "rnn":
-        return float("nan")  # the rnn space trains through the text trainer; timed by the plain grid only
-    data = Dataset("bench", x, y, x[:2], y[:2], x[:2], y[:2], 10)
+        data: Dataset = TextDataset("bench", x, y, x[:2], y[:2], x[:2], y[:2], int(case.y.max()) + 1,
+                                    vocab=[str(i) for i in range(int(case.y.max()) + 1)])
+    else:
+        data = Dataset("bench", x, y, x[:2], y[:2], x[:2], y[:2], 10)
     trainer = Trainer(model, data, TrainConfig(epochs=1, batch_size=len(case.x)), seed=0)
     per_step: list[float] = []
     t_last = [time.perf_counter()]
@@ -168,6 +183,7 @@ def archsearch_step_ms(case: Case, steps: int, warmup: int) -> float:
 
 
 DEFAULT_THREADS = torch.get_num_threads()
+TRIAL_THREADS = trial_threads()
 
 
 def measure(cs: list[Case], steps: int, warmup: int, compile_too: bool, epochs: int, log) -> list[dict[str, Any]]:
@@ -180,7 +196,7 @@ def measure(cs: list[Case], steps: int, warmup: int, compile_too: bool, epochs: 
             for cl in (False, True):
                 if cl and c.x.dim() != 4:
                     continue
-                for comp in ((False, True) if compile_too else (False,)):
+                for comp in ((False, True) if compile_too and threads == TRIAL_THREADS else (False,)):
                     key = f"{threads}t{' cl' if cl else ''}{' compile' if comp else ''}"
                     try:
                         ms, cs_ = plain_step_ms(c, threads, cl, comp, steps, warmup)

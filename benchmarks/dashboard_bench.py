@@ -32,6 +32,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -155,6 +156,16 @@ def search_child(args) -> None:
     from archsearch.evaluators import register_evaluator
     from archsearch.study import Budget, Study
 
+    if args.real:  # real trials: random search of the default space trained on digits, the CLI's executor
+        from archsearch.run_config import RunConfig
+
+        study = RunConfig(strategy="random", trials=args.trials, epochs=args.real, seed=0, out=str(args.out),
+                          reference=False, executor="auto").build()
+        url = beside_search(study.run_dir, port=0) if args.dashboard else ""
+        print(f"ready {url}", flush=True)
+        sys.stdin.readline()
+        study.run()
+        return
     register_evaluator(BusyTabular.name)(BusyTabular)
     study = Study.create(space="nb201", strategy="random", evaluator=BusyTabular.name, budget=Budget(trials=args.trials),
                          seed=0, run_dir=args.out, reference=False, evaluator_options={"work": args.work})
@@ -164,9 +175,28 @@ def search_child(args) -> None:
     study.run()
 
 
+def _cpu_seconds(match: Callable[[int, str], bool]) -> float:
+    """CPU seconds (user + system) used so far by the live processes ``match(pid, cmdline)`` picks (/proc)."""
+    tick, total = os.sysconf("SC_CLK_TCK"), 0.0
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            cmd = (d / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            if match(int(d.name), cmd):
+                fields = (d / "stat").read_text().rsplit(")", 1)[1].split()
+                total += (int(fields[11]) + int(fields[12])) / tick
+        except OSError:  # a process that ended meanwhile
+            continue
+    return total
+
+
+USAGE: dict[str, list[float]] = {}  # mode -> cores the dashboard's processes kept busy, per repetition
+
+
 def _search(run_dir: Path, args, mode: str, b) -> float:
     cmd = [sys.executable, __file__, "_search", "--out", str(run_dir), "--trials", str(args.trials),
-           "--work", str(args.work)] + (["--dashboard"] if mode == "thread" else [])
+           "--work", str(args.work), "--real", str(args.real)] + (["--dashboard"] if mode == "thread" else [])
     proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     url = proc.stdout.readline().split()[1:]
     dash, ctx = None, None
@@ -178,7 +208,12 @@ def _search(run_dir: Path, args, mode: str, b) -> float:
         page = ctx.new_page()
         page.goto(url[0])  # the run view polls every second while the search runs
         page.wait_for_selector("main[data-drawn=run]", timeout=60000)
+    def cpu() -> float:  # the browser's processes, and the dashboard's server when it is a process of its own
+        return _cpu_seconds(lambda pid, cmd: "chromium" in cmd or (dash is not None and pid == dash.pid))
+    c0, t0 = cpu(), time.perf_counter()
     proc.communicate("go\n")
+    if mode != "none":
+        USAGE.setdefault(mode, []).append((cpu() - c0) / (time.perf_counter() - t0))
     if ctx is not None:
         ctx.close()
     if dash is not None:
@@ -206,7 +241,9 @@ def overhead(args) -> None:
         ratios = [x / y for x, y in zip(r, rates["none"])]
         print(f"{mode:8s}: {statistics.mean(r):,.0f} ± {statistics.stdev(r) if len(r) > 1 else 0:,.0f} trials/hour; "
               f"ratio to no dashboard {statistics.mean(r) / base:.3f} (per repetition: "
-              f"{', '.join(f'{x:.3f}' for x in ratios)})")
+              f"{', '.join(f'{x:.3f}' for x in ratios)})"
+              + (f"; the dashboard's processes (browser + server process) kept {statistics.mean(USAGE[mode]):.3f} "
+                 f"cores busy" if mode in USAGE else ""))
 
 
 SEEN_SCRIPT = """
@@ -369,6 +406,9 @@ def main() -> None:
     ov.add_argument("--trials", type=int, default=600)
     ov.add_argument("--repeats", type=int, default=3)
     ov.add_argument("--work", type=int, default=200_000, help="pure-Python loop iterations per trial")
+    ov.add_argument("--real", type=int, default=0, metavar="EPOCHS",
+                    help="real trials instead: random search of the default space on digits, EPOCHS epochs a trial, "
+                         "the CLI's executor (one 1-thread worker per core)")
     lv = sub.add_parser("live")
     lv.add_argument("--trials", type=int, default=40)
     lv.add_argument("--repeats", type=int, default=3)
@@ -377,6 +417,7 @@ def main() -> None:
     ch.add_argument("--out", type=Path, required=True)
     ch.add_argument("--trials", type=int, required=True)
     ch.add_argument("--work", type=int, default=200_000)
+    ch.add_argument("--real", type=int, default=0)
     ch.add_argument("--dashboard", action="store_true")
     sc = sub.add_parser("screenshots")
     sc.add_argument("--out", default="docs/dashboard")

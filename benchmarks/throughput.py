@@ -17,6 +17,7 @@ another user's job would). Output: a markdown table per condition, and ``--json`
 
     python benchmarks/throughput.py --json throughput.json                  # idle and loaded, every space
     python benchmarks/throughput.py --spaces macro --sizes 28 --no-compile  # a quick look
+    python benchmarks/throughput.py --paired 3 --archs 1                    # archsearch vs plain, same setting
 """
 from __future__ import annotations
 
@@ -219,9 +220,40 @@ def measure(cs: list[Case], steps: int, warmup: int, compile_too: bool, epochs: 
     return rows
 
 
+def paired(cs: list[Case], steps: int, warmup: int, repeats: int, log) -> list[dict[str, Any]]:
+    """archsearch's step against the plain step at the same threads and memory format (channels_last for image
+    batches, as archsearch trains on the CPU), measured alternately ``repeats`` times: a shared machine's drift
+    falls on both alike. The ratio is the median of the repetitions' ratios."""
+    rows = []
+    for c in cs:
+        cl = c.x.dim() == 4
+        ours, plain = [], []
+        for _ in range(repeats):
+            plain.append(plain_step_ms(c, TRIAL_THREADS, cl, False, steps, warmup)[0])
+            ours.append(archsearch_step_ms(c, steps, warmup))
+        ratio = statistics.median(o / p for o, p in zip(ours, plain))
+        rows.append({"space": c.space, "size": c.size, "arch": c.arch_index, "archsearch_ms": ours, "plain_ms": plain,
+                     "ratio": ratio})
+        log(f"{c.space:12s} {c.size:5s} #{c.arch_index}: archsearch {statistics.median(ours):7.1f} ms, plain "
+            f"{TRIAL_THREADS}t{' cl' if cl else ''} {statistics.median(plain):7.1f} ms, ratio {ratio:.2f} "
+            f"({', '.join(f'{o / p:.2f}' for o, p in zip(ours, plain))})")
+    return rows
+
+
+def paired_table(rows: list[dict[str, Any]], title: str) -> str:
+    lines = [f"**{title}**", "", "| space | input | archsearch ms/step (median) | plain, same setting (median) | "
+             "archsearch / plain (median of repetitions) |", "|---|---|---:|---:|---:|"]
+    for r in rows:
+        lines.append(f"| {r['space']} | {r['size']} | {statistics.median(r['archsearch_ms']):.1f} | "
+                     f"{statistics.median(r['plain_ms']):.1f} | {r['ratio']:.2f} |")
+    return "\n".join(lines)
+
+
 def table(rows: list[dict[str, Any]], title: str) -> str:
-    lines = [f"**{title}**", "", "| space | input | archsearch ms/step | best plain setting | its ms/step | "
-             "archsearch / best | 1 thread, channels_last ms |", "|---|---|---:|---|---:|---:|---:|"]
+    threads = f"{TRIAL_THREADS} thread{'s' * (TRIAL_THREADS > 1)}"
+    lines = [f"**{title}**", "", f"| space | input | archsearch ms/step ({threads}) | best plain setting | "
+             "its ms/step | archsearch / best | best plain at archsearch's threads | its ms/step | archsearch / it |",
+             "|---|---|---:|---|---:|---:|---|---:|---:|"]
     by: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for r in rows:
         by.setdefault((r["space"], r["size"]), []).append(r)
@@ -229,10 +261,13 @@ def table(rows: list[dict[str, Any]], title: str) -> str:
         ours = [r["archsearch_ms"] for r in rs]
         best = [r["best_ms"] for r in rs]
         settings = sorted({r["best"] for r in rs})
-        one_cl = [r["grid_ms"].get("1t cl", r["grid_ms"].get("1t")) for r in rs]
-        ratio = [o / b for o, b in zip(ours, best)] if not any(np.isnan(ours)) else [float("nan")]
+        same = [min((k for k in r["grid_ms"] if k.startswith(f"{TRIAL_THREADS}t")), key=r["grid_ms"].get) for r in rs]
+        same_ms = [r["grid_ms"][k] for r, k in zip(rs, same)]
+        ratio = [o / b for o, b in zip(ours, best)]
+        ratio_same = [o / b for o, b in zip(ours, same_ms)]
         lines.append(f"| {space} | {size} | {np.mean(ours):.1f} | {', '.join(settings)} | {np.mean(best):.1f} | "
-                     f"{np.mean(ratio):.2f} | {np.mean(one_cl):.1f} |")
+                     f"{np.mean(ratio):.2f} | {', '.join(sorted(set(same)))} | {np.mean(same_ms):.1f} | "
+                     f"{np.mean(ratio_same):.2f} |")
     return "\n".join(lines)
 
 
@@ -250,10 +285,28 @@ def main() -> None:
     ap.add_argument("--no-load", action="store_true")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", default=None)
+    ap.add_argument("--paired", type=int, default=0, metavar="R",
+                    help="only archsearch against the plain step at its own setting, alternately R times")
+    ap.add_argument("--tables", default=None, metavar="JSON", help="only print the tables of an earlier --json")
     args = ap.parse_args()
+    if args.tables:
+        return tables(args.tables)
     log = lambda m: print(m, file=sys.stderr, flush=True)  # noqa: E731
     cs = cases(args.spaces, args.sizes, args.archs, args.batch, args.seed)
     out: dict[str, Any] = {"cores": os.cpu_count(), "torch": torch.__version__, "default_threads": DEFAULT_THREADS}
+    if args.paired:
+        for load in ([] if args.no_idle else ["idle"]) + ([] if args.no_load else ["loaded"]):
+            log(f"{load}, paired:")
+            if load == "loaded":
+                with Load(os.cpu_count() or 1):
+                    out[load] = paired(cs, args.steps, args.warmup, args.paired, log)
+            else:
+                out[load] = paired(cs, args.steps, args.warmup, args.paired, log)
+            print(paired_table(out[load], load), "\n", flush=True)
+        if args.json:
+            with open(args.json, "w") as f:
+                json.dump(out, f, indent=1)
+        return
     if not args.no_idle:
         log("idle:")
         out["idle"] = measure(cs, args.steps, args.warmup, not args.no_compile, args.epochs, log)
@@ -266,6 +319,15 @@ def main() -> None:
     if args.json:
         with open(args.json, "w") as f:
             json.dump(out, f, indent=1)
+
+
+def tables(path: str) -> None:
+    """The tables again from a ``--json`` file (``python benchmarks/throughput.py --tables FILE``)."""
+    with open(path) as f:
+        out = json.load(f)
+    for key, title in (("idle", "idle"), ("loaded", f"a second process loading all {out['cores']} cores")):
+        if key in out:
+            print(table(out[key], title), "\n")
 
 
 if __name__ == "__main__":

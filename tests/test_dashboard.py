@@ -268,7 +268,7 @@ def test_browser_live_run_then_trial(page, tmp_path):
         _go(page, srv.url + "#/run/live", "run")
         shown = max(int(n) for n in page.eval_on_selector_all("tr[data-trial]", "rs => rs.map(r => r.dataset.trial)"))
         target = shown + 2  # a trial not committed yet when the page was drawn
-        page.wait_for_selector(f"tr[data-trial='{target}']", timeout=10000)
+        page.wait_for_selector(f"tr[data-trial='{target}']:not(.status-running)", timeout=10000)  # shown finished
         seen = time.time()
         finished = {r.number: r.finished for r in RunStore(run_dir, read_only=True).trials()}[target]
         # the page polls every second (target: shown within 2 s); the bound leaves room for a busy CI machine
@@ -287,6 +287,32 @@ def test_browser_live_run_then_trial(page, tmp_path):
     finally:
         writer.join(60)
         srv.stop()
+    assert not page.errors
+
+
+@pytest.mark.timeout(60)
+def test_browser_a_hidden_page_does_not_poll_and_updates_when_shown(page, server):
+    _go(page, server.url + "#/run/good", "run")
+    calls: list[float] = []
+    listener = lambda r: calls.append(time.time()) if "/api/" in r.url else None  # noqa: E731
+    page.on("request", listener)
+    try:
+        def visibility(hidden: bool) -> None:
+            page.evaluate("h => { Object.defineProperty(document, 'hidden', {configurable: true, get: () => h}); "
+                          "document.dispatchEvent(new Event('visibilitychange')); }", hidden)
+        page.wait_for_timeout(1500)  # (Playwright hands events over while it waits)
+        assert calls, "a shown page polls"
+        visibility(True)
+        page.wait_for_timeout(600)  # a poll already under way may finish
+        hidden_at = time.time()
+        page.wait_for_timeout(2500)
+        assert not [t for t in calls if t > hidden_at], "a hidden page polled"
+        shown_at = time.time()
+        visibility(False)
+        page.wait_for_timeout(500)
+        assert [t for t in calls if t >= shown_at], "a page shown again polls at once"
+    finally:
+        page.remove_listener("request", listener)
     assert not page.errors
 
 

@@ -60,16 +60,23 @@ AS.setLive = function (ok, err) {
   live.textContent = ok ? "live" : "not updating: " + (err && err.message ? err.message : "no answer");
 };
 
-// Calls fn now and every ms after it finishes; returns stop().
+// Calls fn now and every ms after it finishes; returns stop(). A page nobody sees (a background tab, a minimised
+// window) does not poll: it costs the machine nothing until it is shown again, and then it updates at once.
 AS.poll = function (fn, ms) {
-  let stopped = false, timer = null;
+  let stopped = false, timer = null, busy = false;
   const tick = async () => {
-    if (stopped) return;
+    clearTimeout(timer);
+    if (stopped || busy) return;
+    if (document.hidden) { timer = null; return; }
+    busy = true;
     try { await fn(); AS.setLive(true); } catch (e) { if (!stopped) AS.setLive(false, e); }
-    if (!stopped) timer = setTimeout(tick, ms || AS.POLL_MS);
+    busy = false;
+    if (!stopped && !document.hidden) timer = setTimeout(tick, ms || AS.POLL_MS);
   };
+  const shown = () => { if (!document.hidden) tick(); };
+  document.addEventListener("visibilitychange", shown);
   tick();
-  return () => { stopped = true; clearTimeout(timer); };
+  return () => { stopped = true; clearTimeout(timer); document.removeEventListener("visibilitychange", shown); };
 };
 
 AS.section = function (parent, title, id) {

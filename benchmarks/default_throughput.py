@@ -109,12 +109,12 @@ def main() -> None:
             return "–"
         return f"{statistics.mean(xs):.1f} ± {statistics.stdev(xs):.1f}" if len(xs) > 1 else f"{xs[0]:.1f}"
 
-    print(f"\n| data | load | condition | trials | trials/hour | ratio to {next(iter(runners))} (per seed) | "
+    first = next(iter(runners))  # the condition the others are compared with
+    print(f"\n| data | load | condition | trials | trials/hour | ratio to {first} (per seed) | "
           "best val % | best test % |")
     print("|---|---|---|---:|---:|---:|---:|---:|")
     for data in a.data:
         for load in a.loads:
-            first = next(iter(runners))
             base = {r["seed"]: r["per_hour"] for r in out if (r["data"], r["load"], r["condition"]) ==
                     (data, load, first)}
             for name in runners:

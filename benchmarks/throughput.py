@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import multiprocessing as mp
 import os
 import statistics
 import sys
@@ -39,38 +38,11 @@ from archsearch.datasets import Dataset
 from archsearch.space import InputShape
 from archsearch.spaces import get_space
 from archsearch.training.loop import TrainConfig, Trainer, _logits
+from trial_parallelism import background_load  # (benchmarks/, beside this script)
 
 SPACES = ["macro", "cell", "nb201", "mbconv", "superkernel", "rnn"]
 SMALL = {"cell": {"layers": 5, "channels": 16}, "nb201": {}, "macro": {}, "mbconv": {}, "superkernel": {},
          "rnn": {}}
-
-
-def _burn(threads: int, stop: Any) -> None:
-    torch.set_num_threads(threads)
-    a = torch.randn(512, 512)
-    while not stop.is_set():
-        a = torch.tanh(a @ a) * 0.5
-
-
-class Load:
-    """A second process that keeps ``threads`` cores busy while the block runs."""
-
-    def __init__(self, threads: int):
-        self.threads = threads
-
-    def __enter__(self) -> "Load":
-        ctx = mp.get_context("spawn")
-        self.stop = ctx.Event()
-        self.proc = ctx.Process(target=_burn, args=(self.threads, self.stop), daemon=True)
-        self.proc.start()
-        time.sleep(2.0)  # let it start and spin up
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.stop.set()
-        self.proc.join(timeout=10)
-        if self.proc.is_alive():
-            self.proc.kill()
 
 
 @dataclass
@@ -297,10 +269,7 @@ def main() -> None:
     if args.paired:
         for load in ([] if args.no_idle else ["idle"]) + ([] if args.no_load else ["loaded"]):
             log(f"{load}, paired:")
-            if load == "loaded":
-                with Load(os.cpu_count() or 1):
-                    out[load] = paired(cs, args.steps, args.warmup, args.paired, log)
-            else:
+            with background_load(load == "loaded", threads=os.cpu_count() or 1):
                 out[load] = paired(cs, args.steps, args.warmup, args.paired, log)
             print(paired_table(out[load], load), "\n", flush=True)
         if args.json:
@@ -313,7 +282,7 @@ def main() -> None:
         print(table(out["idle"], "idle"), "\n", flush=True)
     if not args.no_load:
         log("loaded:")
-        with Load(os.cpu_count() or 1):
+        with background_load(True, threads=os.cpu_count() or 1):
             out["loaded"] = measure(cs, args.steps, args.warmup, not args.no_compile, args.epochs, log)
         print(table(out["loaded"], f"a second process loading all {os.cpu_count()} cores"), "\n", flush=True)
     if args.json:

@@ -27,20 +27,20 @@ CONDITIONS = {"inline-default": {"executor": "inline"}, "inline-1t": {"executor"
               "process-2x1t": {"executor": "process", "workers": 2, "threads": 1}}
 
 
-def _load(stop: "mp.synchronize.Event") -> None:
+def _load(stop: "mp.synchronize.Event", threads: int) -> None:
     import torch
-    torch.set_num_threads(2)
+    torch.set_num_threads(threads)
     a = torch.randn(512, 512)
     while not stop.is_set():
         a = (a @ a).tanh()
 
 
 @contextlib.contextmanager
-def background_load(on: bool):
-    """While inside: a second (spawned) process running a 2-thread matmul loop, when ``on``."""
+def background_load(on: bool, threads: int = 2):
+    """While inside: a second (spawned) process running a ``threads``-thread matmul loop, when ``on``."""
     ctx = mp.get_context("spawn")  # a forked child of a process that ran torch can hang in its thread pool
     stop = ctx.Event()
-    proc = ctx.Process(target=_load, args=(stop,)) if on else None
+    proc = ctx.Process(target=_load, args=(stop, threads)) if on else None
     if proc:
         proc.start()
         time.sleep(3.0)  # the child imports torch first

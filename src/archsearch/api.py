@@ -36,9 +36,9 @@ def search(space: str = DEFAULTS["space"], strategy: str = DEFAULTS["strategy"],
     trials in parallel; ``executor="auto"`` (the CLI's default) runs trials trained on the CPU in one 1-thread
     worker process per core (results told to the strategy in ask order: one seed, one search). The API's default
     is inline, because worker processes re-import the calling script: call with ``executor="auto"`` or
-    ``"process"`` under ``if __name__ == "__main__":``. One-shot strategies (darts, gdas, ...): ``epochs`` search epochs, then the derived
-    architecture is trained ``train_epochs`` (default 10); ``workers`` > 1 runs the supernet search
-    data-parallel. ``scheduler`` ('asha', 'hyperband', 'sh', 'bohb', 'median'; default 'fifo') trains black-box
+    ``"process"`` under ``if __name__ == "__main__":``. One-shot strategies (darts, gdas, ...): ``epochs``
+    search epochs, then the derived architecture is trained ``train_epochs`` (default 10); ``workers`` > 1 runs
+    the supernet search data-parallel. ``scheduler`` ('asha', 'hyperband', 'sh', 'bohb', 'median'; default 'fifo') trains black-box
     trials in rungs of ``min_epochs * eta**k`` epochs up to ``epochs``, promoting the best from their
     checkpoints; ``reference`` also trains the space's hand-designed reference (``Run.versus_reference()``).
     ``more``: the other :class:`RunConfig` fields (``constraints``, ``reference_point``, ``retries``,

@@ -159,3 +159,9 @@ def test_the_cli_default_search_trains_in_parallel_and_tells_in_ask_order(tmp_pa
     assert code == 0, err
     ex = _config(run_dir)["executor"]
     assert (ex["name"], ex["workers"], ex["threads"], ex["tell"]) == ("process", 2, 1, "ask-order")
+
+
+@pytest.mark.parametrize("strategy", ["random", "darts"])  # black-box and one-shot (it ran, ignoring the name)
+def test_an_unknown_executor_lists_auto_among_the_choices(strategy, tmp_path, capsys, no_run):
+    code, err, _ = _cli(capsys, tmp_path, "e", ["--space", "nb201", "--strategy", strategy, "--executor", "thread"])
+    assert code == 2 and err == ["error: unknown executor 'thread'; choose from: auto, inline, process, ray"], err

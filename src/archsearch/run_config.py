@@ -286,6 +286,7 @@ class RunConfig:
         one search). Else (a GPU, measured latency, other evaluators, one core): inline. The API's default
         stays inline: worker processes start fresh (fork server or spawn) and import the caller's script, which
         fails in a script without ``if __name__ == "__main__":``."""
+        self._check_executor()
         executor, workers, threads = self.executor, self.workers, self.threads
         if executor != "auto":
             return {"executor": executor or "inline", "workers": workers, "threads": threads}
@@ -299,6 +300,16 @@ class RunConfig:
             if workers == 1:  # one trial (no reference): inline, on every core's threads
                 executor, workers, threads = None, None, None
         return {"executor": executor or "inline", "workers": workers, "threads": threads}
+
+    def _check_executor(self) -> None:
+        """An unknown executor is one line naming every choice, ``auto`` too (the registry's would omit it)."""
+        from .executors import EXECUTORS
+        from .registry import UnknownNameError, did_you_mean
+
+        if self.executor not in (None, "auto") and self.executor not in EXECUTORS:
+            choices = ["auto", *EXECUTORS.names()]
+            raise UnknownNameError(f"unknown executor {self.executor!r}{did_you_mean(self.executor, choices)}; "
+                                   f"choose from: {', '.join(choices)}")
 
     def _parallel_by_default(self) -> bool:
         if self.evaluator != "train" or self.latency_device is not None or (os.cpu_count() or 1) < 2:
@@ -318,6 +329,7 @@ class RunConfig:
             raise UserError(f"{self.flag('trials', cli)} is for black-box strategies; a one-shot search trains one "
                             f"supernet: give {self.flag('epochs', cli)} (search) and {self.flag('train_epochs', cli)}"
                             " (the derived architecture)")
+        self._check_executor()
         workers = 1 if self.workers is None else self.workers
         executor = "inline" if self.executor in (None, "auto") else self.executor
         if workers > 1 and executor == "inline":

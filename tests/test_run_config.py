@@ -163,5 +163,8 @@ def test_the_cli_default_search_trains_in_parallel_and_tells_in_ask_order(tmp_pa
 
 @pytest.mark.parametrize("strategy", ["random", "darts"])  # black-box and one-shot (it ran, ignoring the name)
 def test_an_unknown_executor_lists_auto_among_the_choices(strategy, tmp_path, capsys, no_run):
+    from archsearch.executors import EXECUTORS
     code, err, _ = _cli(capsys, tmp_path, "e", ["--space", "nb201", "--strategy", strategy, "--executor", "thread"])
-    assert code == 2 and err == ["error: unknown executor 'thread'; choose from: auto, inline, process, ray"], err
+    registered = ", ".join(EXECUTORS.names())  # inline, process, ray (and any a test registered)
+    assert code == 2 and err == [f"error: unknown executor 'thread'; choose from: auto, {registered}"], err
+    assert {"inline", "process", "ray"} <= set(EXECUTORS.names())

@@ -5,7 +5,7 @@ cores are real cores and that two trials do not slow each other, before reading 
 
 Prints the seconds of a matmul loop and of a small conv-net training loop, one process alone and two side by side.
 """
-import time, sys, torch, multiprocessing as mp
+import time, torch, multiprocessing as mp
 def work(kind, q):
     torch.set_num_threads(1)
     if kind == "matmul":

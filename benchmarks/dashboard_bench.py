@@ -11,12 +11,16 @@
    timestamps (first start to last finish), so interpreter start-up is not counted.
 3. ``live``: seconds from a trial's commit to its row on the screen of a run view opened before the search began
    (trials of about 0.4 s; the target is 2 s).
-4. ``--screenshots DIR``: PNGs of each view (runs list with a comparison, one run, one trial, a multi-fidelity
+4. ``page-cost``: the CPU an open page costs the machine (the browser's processes and the dashboard's server
+   process, from /proc) over a fixed span: a blank page, the run view of a finished run, and the run view of a run
+   that gains one trial every ``--every`` seconds (written by a thread of the benchmark, not counted).
+5. ``--screenshots DIR``: PNGs of each view (runs list with a comparison, one run, one trial, a multi-fidelity
    run's curves, a multi-objective run's Pareto front, a one-shot run's architecture weights).
 
     python benchmarks/dashboard_bench.py first-page --trials 10000 --repeats 5
     python benchmarks/dashboard_bench.py overhead --trials 600 --repeats 3
     python benchmarks/dashboard_bench.py live --trials 40 --repeats 3
+    python benchmarks/dashboard_bench.py page-cost --seconds 20 --repeats 3
     python benchmarks/dashboard_bench.py screenshots --out docs/dashboard
 """
 from __future__ import annotations
@@ -300,6 +304,75 @@ def live(args) -> None:
           f"within 2 s: {sum(x <= 2.0 for x in lat)}/{len(lat)}")
 
 
+def _grow(run_dir: Path, start: int, every: float, stop) -> None:
+    """Appends one finished NB-201 trial (tabular metrics) to the run every ``every`` seconds until ``stop`` is set."""
+    from archsearch.evaluators.tabular import TabularEvaluator
+    from archsearch.spaces import get_space
+    from archsearch.storage import RunStore
+
+    space = get_space("nb201")
+    ev, rng, store, n = TabularEvaluator(space), np.random.default_rng(1), RunStore(run_dir), start
+    try:
+        while not stop.wait(every):
+            arch = space.sample(rng)
+            res = ev.evaluate(arch, seed=n)
+            store.add_trial(n, arch, seed=n, ask_event=2 * n)
+            store.finish_trial(n, "ok", res.metrics["val_accuracy"], None, res.metrics, None, 2 * n + 1)
+            n += 1
+    finally:
+        store.close()
+
+
+def page_cost(args) -> None:
+    """Cores kept busy by the browser's processes and the dashboard's server process while one page is open."""
+    import threading
+
+    pw, b = browser()
+    cost: dict[str, list[float]] = {"blank page": [], "finished run": [], "growing run": []}
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            folder = Path(tmp)
+            write_big_run(folder / "done", args.trials)
+            write_big_run(folder / "grow", args.trials, seed=1)
+            dash, base = start_dashboard(folder)
+            try:
+                for rep in range(args.repeats):
+                    for what in cost:
+                        ctx = b.new_context(viewport={"width": 1280, "height": 900})
+                        page = ctx.new_page()
+                        stop, writer = threading.Event(), None
+                        if what == "blank page":
+                            page.goto("about:blank")
+                        else:
+                            run = "done" if what == "finished run" else "grow"
+                            drawn_ms(page, base + f"#/run/{run}", "run")
+                            if run == "grow":
+                                writer = threading.Thread(target=_grow, args=(folder / "grow", args.trials + 10**6 * rep,
+                                                                               args.every, stop))
+                                writer.start()
+                        page.wait_for_timeout(1000)
+
+                        def cpu() -> float:
+                            return _cpu_seconds(lambda pid, cmd: "chromium" in cmd or pid == dash.pid)
+                        c0, t0 = cpu(), time.perf_counter()
+                        page.wait_for_timeout(1000 * args.seconds)  # the page runs (polls) only inside calls
+                        cost[what].append((cpu() - c0) / (time.perf_counter() - t0))
+                        stop.set()
+                        if writer is not None:
+                            writer.join()
+                        ctx.close()
+                        print(f"rep {rep} {what:13s}: {cost[what][-1]:.3f} cores", flush=True)
+            finally:
+                dash.terminate()
+                dash.wait()
+    finally:
+        b.close()
+        pw.stop()
+    for what, c in cost.items():
+        print(f"{what:13s}: {statistics.mean(c):.3f} ± {statistics.stdev(c) if len(c) > 1 else 0:.3f} cores "
+              f"(per repetition: {', '.join(f'{x:.3f}' for x in c)})")
+
+
 def screenshots(args) -> None:
     from archsearch.objective import parse_objective
     from archsearch.study import Budget, Study
@@ -413,6 +486,11 @@ def main() -> None:
     lv.add_argument("--trials", type=int, default=40)
     lv.add_argument("--repeats", type=int, default=3)
     lv.add_argument("--work", type=int, default=5_000_000, help="pure-Python loop iterations per trial")
+    pc = sub.add_parser("page-cost")
+    pc.add_argument("--trials", type=int, default=1000, help="trials in each run before the page opens")
+    pc.add_argument("--seconds", type=float, default=20.0)
+    pc.add_argument("--repeats", type=int, default=3)
+    pc.add_argument("--every", type=float, default=1.0, help="seconds between the growing run's new trials")
     ch = sub.add_parser("_search")
     ch.add_argument("--out", type=Path, required=True)
     ch.add_argument("--trials", type=int, required=True)
@@ -423,7 +501,7 @@ def main() -> None:
     sc.add_argument("--out", default="docs/dashboard")
     args = ap.parse_args()
     os.environ.setdefault("OMP_NUM_THREADS", "1")
-    {"first-page": first_page, "overhead": overhead, "screenshots": screenshots, "live": live,
+    {"first-page": first_page, "overhead": overhead, "screenshots": screenshots, "live": live, "page-cost": page_cost,
      "_search": search_child}[args.what](args)
 
 

@@ -48,16 +48,19 @@ architecture is asked twice (unless the whole space has been asked).
 """
 from __future__ import annotations
 
+import functools
 import math
 import warnings
+from typing import TYPE_CHECKING
 
 import numpy as np
-from scipy.linalg import cho_solve
-from scipy.stats import norm, rankdata, spearmanr
-from sklearn.exceptions import ConvergenceWarning
-from sklearn.gaussian_process import GaussianProcessRegressor
-from sklearn.gaussian_process.kernels import RBF, ConstantKernel, DotProduct, Kernel, WhiteKernel
-from threadpoolctl import ThreadpoolController
+
+if TYPE_CHECKING:
+    from sklearn.gaussian_process import GaussianProcessRegressor
+    from sklearn.gaussian_process.kernels import Kernel
+    from threadpoolctl import ThreadpoolController
+# scipy.stats and scikit-learn are imported where a model is first used, not here: they are about 2 s of start-up
+# (half of the CLI's) for every command, worker process and strategy that never fits a GP.
 
 from ..result import Observation
 from ..space import Architecture, SearchSpace
@@ -69,6 +72,8 @@ __all__ = ["BayesianOptimization", "GPSurrogate", "SelectedSurrogate", "expected
 
 def expected_improvement(mean: np.ndarray, std: np.ndarray, best: float, xi: float = 0.0) -> np.ndarray:
     """EI of a maximisation problem: E[max(f - best - xi, 0)] under f ~ N(mean, std**2)."""
+    from scipy.stats import norm
+
     std = np.maximum(std, 1e-12)
     imp = mean - best - xi
     z = imp / std
@@ -77,22 +82,38 @@ def expected_improvement(mean: np.ndarray, std: np.ndarray, best: float, xi: flo
 
 def copula(y: np.ndarray) -> np.ndarray:
     """Normal scores of the ranks (ties share their mean rank)."""
+    from scipy.stats import norm, rankdata
+
     return norm.ppf((rankdata(y) - 0.5) / len(y))
 
 
-class LeadingDotProduct(DotProduct):
-    """scikit-learn's dot-product kernel on the first ``width`` features only (all of them when None)."""
+@functools.cache
+def _leading_dot_product() -> type:
+    """The class LeadingDotProduct, defined at its first use (it subclasses a scikit-learn kernel)."""
+    from sklearn.gaussian_process.kernels import DotProduct
 
-    def __init__(self, sigma_0: float = 1.0, sigma_0_bounds="fixed", width: int | None = None):
-        super().__init__(sigma_0, sigma_0_bounds)
-        self.width = width
+    class LeadingDotProduct(DotProduct):
+        """scikit-learn's dot-product kernel on the first ``width`` features only (all of them when None)."""
 
-    def __call__(self, X, Y=None, eval_gradient=False):
-        w = self.width
-        return super().__call__(X[:, :w], None if Y is None else Y[:, :w], eval_gradient)
+        def __init__(self, sigma_0: float = 1.0, sigma_0_bounds="fixed", width: int | None = None):
+            super().__init__(sigma_0, sigma_0_bounds)
+            self.width = width
 
-    def diag(self, X):
-        return super().diag(X[:, :self.width])
+        def __call__(self, X, Y=None, eval_gradient=False):
+            w = self.width
+            return super().__call__(X[:, :w], None if Y is None else Y[:, :w], eval_gradient)
+
+        def diag(self, X):
+            return super().diag(X[:, :self.width])
+
+    LeadingDotProduct.__module__, LeadingDotProduct.__qualname__ = __name__, "LeadingDotProduct"
+    return LeadingDotProduct
+
+
+def __getattr__(name: str):  # bayesopt.LeadingDotProduct (and pickle's lookup of it) defines it on first use
+    if name == "LeadingDotProduct":
+        return _leading_dot_product()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class GPSurrogate:
@@ -114,10 +135,12 @@ class GPSurrogate:
             raise ValueError(f"bo: pending must be 'believer' or 'liar', not {pending!r}")
         self.encoder, self.y_transform, self.pending_mode = encoder, y_transform, pending
         self.refit_growth, self.xi, self.linear = float(refit_growth), float(xi), bool(linear)
+        from sklearn.gaussian_process.kernels import RBF, ConstantKernel, WhiteKernel
+
         self.kernel: Kernel = ConstantKernel(1.0, (1e-3, 1e3)) * RBF(2.0, (1e-1, 1e2)) + WhiteKernel(1e-2, (1e-6, 1))
         if linear:  # on the one-hot part: one weight per (decision, choice), a per-op cost table
             width = encoder.one_hot_width or None
-            self.kernel = self.kernel + ConstantKernel(0.1, (1e-5, 1e2)) * LeadingDotProduct(1.0, "fixed", width)
+            self.kernel = self.kernel + ConstantKernel(0.1, (1e-5, 1e2)) * _leading_dot_product()(1.0, "fixed", width)
         self.archs: list[Architecture] = []
         self.y = np.zeros(0)
         self._gp: GaussianProcessRegressor | None = None
@@ -133,6 +156,9 @@ class GPSurrogate:
     def fit(self) -> GaussianProcessRegressor:
         """The GP on the data (hyperparameters re-optimised when the data grew by ``refit_growth``)."""
         if self._gp is None:
+            from sklearn.exceptions import ConvergenceWarning
+            from sklearn.gaussian_process import GaussianProcessRegressor
+
             optimise = len(self.archs) >= self._optimised_at * (1 + self.refit_growth)
             gp = GaussianProcessRegressor(self.kernel, normalize_y=True, n_restarts_optimizer=0,
                                           optimizer="fmin_l_bfgs_b" if optimise else None)
@@ -148,6 +174,9 @@ class GPSurrogate:
     def loo_rank_correlation(self) -> float:
         """Spearman correlation between the values and their leave-one-out predictions (closed form for a GP:
         Rasmussen & Williams, 2006, eq. 5.12); rank-based, so models of differently warped values compare."""
+        from scipy.linalg import cho_solve
+        from scipy.stats import spearmanr
+
         gp = self.fit()
         if len(self.y) < 4:
             return -1.0
@@ -160,6 +189,8 @@ class GPSurrogate:
         gp = self.fit()
         if not pending:
             return gp
+        from sklearn.gaussian_process import GaussianProcessRegressor
+
         Xp = self.encoder.many(pending)
         fake = gp.predict(Xp) if self.pending_mode == "believer" else np.full(len(pending), self.y.min())
         fantasy = GaussianProcessRegressor(gp.kernel_, normalize_y=True, optimizer=None)
@@ -172,6 +203,8 @@ class GPSurrogate:
         observed (multi-objective and constrained BO build their acquisitions on this)."""
         X = self.encoder.many(candidates)
         if self._threads is None:
+            from threadpoolctl import ThreadpoolController
+
             self._threads = ThreadpoolController()
         with self._threads.limit(limits=1, user_api="blas"):
             return self._with_pending(list(pending)).predict(X, return_std=True)
@@ -190,6 +223,8 @@ class GPSurrogate:
         the pending architectures counted as observed."""
         X = self.encoder.many(candidates)
         if self._threads is None:
+            from threadpoolctl import ThreadpoolController
+
             self._threads = ThreadpoolController()
         with self._threads.limit(limits=1, user_api="blas"):  # matrices of a few hundred rows: threads only cost
             mean, std = self._with_pending(list(pending)).predict(X, return_std=True)
@@ -323,6 +358,8 @@ class BayesianOptimization(Strategy):
         """The GP's expected number of ``fresh`` architectures whose value beats the centre's: the sum of their
         probabilities of improvement (predictive, noise included), which also bounds the probability that any
         of them does (union bound)."""
+        from scipy.stats import norm
+
         self._refresh()
         centre_y = self.model.y[self.model.archs.index(self.centre)]
         mean, std = self.model.predict(fresh)

@@ -57,7 +57,6 @@ import math
 from typing import Sequence
 
 import numpy as np
-from scipy.stats import norm
 
 from ..hardware.objectives import Constraint, parse_constraint
 from ..result import Observation
@@ -155,6 +154,8 @@ class FeasibilityModel:
         return not all(self.feasible)
 
     def probability(self, candidates: list[Architecture], pending: list[Architecture]) -> np.ndarray:
+        from scipy.stats import norm  # imported at first use (start-up: see bayesopt)
+
         if not self.active or not candidates:
             return np.ones(len(candidates))
         if self._stale:

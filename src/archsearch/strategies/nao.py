@@ -33,7 +33,6 @@ from __future__ import annotations
 import numpy as np
 import torch
 import torch.nn.functional as F
-from scipy.stats import rankdata
 from torch import nn
 
 from ..result import Observation
@@ -163,6 +162,8 @@ class NAO(Strategy):
     # ---- one NAO round --------------------------------------------------------------------------------------
     def train(self) -> float:
         """Fit encoder, predictor and decoder on the results so far; returns the last loss."""
+        from scipy.stats import rankdata  # imported at first use (start-up: see bayesopt)
+
         archs = list(self.values)
         seq = self.tokens(archs)
         y = torch.as_tensor((rankdata(list(self.values.values())) - 0.5) / len(archs), dtype=torch.float32)

@@ -36,7 +36,6 @@ import math
 
 import numpy as np
 import torch
-from scipy.stats import norm, rankdata
 from torch import nn
 
 from ..result import Observation
@@ -49,6 +48,8 @@ __all__ = ["MLPEnsemble", "ProgressiveSearch", "normal_scores"]
 
 def normal_scores(y: np.ndarray) -> np.ndarray:
     """Normal scores of the ranks (ties share their mean rank)."""
+    from scipy.stats import norm, rankdata  # imported at first use (start-up: see bayesopt)
+
     return norm.ppf((rankdata(y) - 0.5) / len(y))
 
 

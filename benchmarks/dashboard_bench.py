@@ -323,12 +323,17 @@ def _grow(run_dir: Path, start: int, every: float, stop) -> None:
         store.close()
 
 
+PARTS = ("TaskDuration", "ScriptDuration", "LayoutDuration", "RecalcStyleDuration")  # Chrome's Performance metrics
+
+
 def page_cost(args) -> None:
     """Cores kept busy by the browser's processes and the dashboard's server process while one page is open."""
     import threading
 
     pw, b = browser()
     cost: dict[str, list[float]] = {"blank page": [], "finished run": [], "growing run": []}
+    parts: dict[str, dict[str, list[float]]] = {}
+    served: dict[str, list[float]] = {}  # of which the dashboard's server process
     try:
         with tempfile.TemporaryDirectory() as tmp:
             folder = Path(tmp)
@@ -354,14 +359,29 @@ def page_cost(args) -> None:
 
                         def cpu() -> float:
                             return _cpu_seconds(lambda pid, cmd: "chromium" in cmd or pid == dash.pid)
-                        c0, t0 = cpu(), time.perf_counter()
+
+                        def server() -> float:
+                            return _cpu_seconds(lambda pid, cmd: pid == dash.pid)
+                        cdp = ctx.new_cdp_session(page)
+                        cdp.send("Performance.enable")
+
+                        def renderer() -> dict[str, float]:  # the page's main thread: script, layout, style
+                            got = {m["name"]: m["value"] for m in cdp.send("Performance.getMetrics")["metrics"]}
+                            return {k: got.get(k, 0.0) for k in PARTS}
+                        c0, s0, r0, t0 = cpu(), server(), renderer(), time.perf_counter()
                         page.wait_for_timeout(1000 * args.seconds)  # the page runs (polls) only inside calls
-                        cost[what].append((cpu() - c0) / (time.perf_counter() - t0))
+                        span = time.perf_counter() - t0
+                        cost[what].append((cpu() - c0) / span)
+                        served.setdefault(what, []).append((server() - s0) / span)
+                        r1 = renderer()
+                        for k in PARTS:
+                            parts.setdefault(what, {}).setdefault(k, []).append((r1[k] - r0[k]) / span)
                         stop.set()
                         if writer is not None:
                             writer.join()
                         ctx.close()
-                        print(f"rep {rep} {what:13s}: {cost[what][-1]:.3f} cores", flush=True)
+                        print(f"rep {rep} {what:13s}: {cost[what][-1]:.3f} cores (server {served[what][-1]:.3f}); page main thread per second: "
+                              + ", ".join(f"{k} {1000 * parts[what][k][-1]:.1f} ms" for k in PARTS), flush=True)
             finally:
                 dash.terminate()
                 dash.wait()
@@ -370,7 +390,9 @@ def page_cost(args) -> None:
         pw.stop()
     for what, c in cost.items():
         print(f"{what:13s}: {statistics.mean(c):.3f} ± {statistics.stdev(c) if len(c) > 1 else 0:.3f} cores "
-              f"(per repetition: {', '.join(f'{x:.3f}' for x in c)})")
+              f"(per repetition: {', '.join(f'{x:.3f}' for x in c)}; of which the server process "
+              f"{statistics.mean(served[what]):.3f}); page main thread, ms per second: "
+              + ", ".join(f"{k} {1000 * statistics.mean(parts[what][k]):.1f}" for k in PARTS))
 
 
 def screenshots(args) -> None:

@@ -268,8 +268,11 @@ def test_browser_live_run_then_trial(page, tmp_path):
         _go(page, srv.url + "#/run/live", "run")
         shown = max(int(n) for n in page.eval_on_selector_all("tr[data-trial]", "rs => rs.map(r => r.dataset.trial)"))
         target = shown + 2  # a trial not committed yet when the page was drawn
+        page.evaluate("() => { document.querySelector(\"tr[data-trial='0']\").__kept = true; }")
         page.wait_for_selector(f"tr[data-trial='{target}']:not(.status-running)", timeout=10000)  # shown finished
         seen = time.time()
+        # new trials add rows; a row whose trial did not change is the same element (the table is not rebuilt)
+        assert page.evaluate("() => document.querySelector(\"tr[data-trial='0']\").__kept === true")
         finished = {r.number: r.finished for r in RunStore(run_dir, read_only=True).trials()}[target]
         # the page polls every second (target: shown within 2 s); the bound leaves room for a busy CI machine
         assert finished is not None and seen - finished < 3.5, f"trial {target} appeared {seen - finished:.2f}s after"
@@ -300,8 +303,11 @@ def test_browser_a_hidden_page_does_not_poll_and_updates_when_shown(page, server
         def visibility(hidden: bool) -> None:
             page.evaluate("h => { Object.defineProperty(document, 'hidden', {configurable: true, get: () => h}); "
                           "document.dispatchEvent(new Event('visibilitychange')); }", hidden)
+        page.evaluate("() => { document.querySelector('#summary table').__kept = true; }")
         page.wait_for_timeout(1500)  # (Playwright hands events over while it waits)
         assert calls, "a shown page polls"
+        # a poll of a run that did not change redraws nothing (the summary is the same element)
+        assert page.evaluate("() => document.querySelector('#summary table').__kept === true")
         visibility(True)
         page.wait_for_timeout(600)  # a poll already under way may finish
         hidden_at = time.time()

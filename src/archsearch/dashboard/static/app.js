@@ -23,6 +23,20 @@ AS.el = function (tag, props, ...kids) {
   return e;
 };
 
+// Puts nodes as parent's children in this order with the fewest DOM moves: a node already in place stays (a
+// new trial at the top of a table inserts one row and removes one, instead of rebuilding a hundred).
+AS.reconcile = function (parent, nodes) {
+  let cur = parent.firstChild;
+  for (const n of nodes) {
+    if (n === cur) { cur = cur.nextSibling; continue; }
+    parent.insertBefore(n, cur);
+  }
+  while (cur) { const next = cur.nextSibling; parent.removeChild(cur); cur = next; }
+};
+
+// Sets an element's text only when it changes (an unchanged page does no layout at a poll).
+AS.setText = function (e, text) { if (e.textContent !== text) e.textContent = text; };
+
 AS.api = async function (path, params) {
   const url = new URL(path, location.origin);
   for (const [k, v] of Object.entries(params || {})) url.searchParams.set(k, v);
@@ -56,8 +70,8 @@ AS.drawn = function (view) {
 
 AS.setLive = function (ok, err) {
   const live = document.getElementById("live");
-  live.className = ok ? "ok" : "down";
-  live.textContent = ok ? "live" : "not updating: " + (err && err.message ? err.message : "no answer");
+  if (live.className !== (ok ? "ok" : "down")) live.className = ok ? "ok" : "down";
+  AS.setText(live, ok ? "live" : "not updating: " + (err && err.message ? err.message : "no answer"));
 };
 
 // Calls fn now and every ms after it finishes; returns stop(). A page nobody sees (a background tab, a minimised
@@ -163,7 +177,7 @@ AS.runsView = function (main) {
 
   const stop = AS.poll(async () => {
     const doc = await AS.api("/api/runs");
-    document.getElementById("root").textContent = doc.root;
+    AS.setText(document.getElementById("root"), doc.root);
     const text = JSON.stringify(doc.runs);
     if (text !== last) {
       last = text;

@@ -5,7 +5,7 @@
 AS.TrialsTable = class {
   constructor(box, runId) {
     this.runId = runId; this.rows = []; this.sortKey = "number"; this.desc = true; this.status = ""; this.page = 0;
-    this.metricKeys = []; this.shown = [];
+    this.metricKeys = []; this.shown = []; this.rowCache = new Map(); this.headKey = ""; this.head = null;
     this.filter = AS.el("select", {id: "status-filter", onchange: () => { this.status = this.filter.value; this.page = 0; this.render(); }});
     this.info = AS.el("span", {class: "note"});
     this.prev = AS.el("button", {text: "‹ newer", onclick: () => { this.page--; this.render(); }});
@@ -48,21 +48,39 @@ AS.TrialsTable = class {
     this.page = Math.min(Math.max(0, this.page), pages - 1);
     const slice = rows.slice(this.page * 100, this.page * 100 + 100);
     this.prev.disabled = this.page === 0; this.next.disabled = this.page >= pages - 1;
-    this.info.textContent = `${rows.length} trials, page ${this.page + 1} of ${pages}`;
-    const head = AS.el("tr", null, use.map(([key, label]) => AS.el("th", {class: "sortable" + (key === k ? (this.desc ? " desc" : " asc") : ""),
-      "data-key": key, text: label, onclick: () => { if (this.sortKey === key) this.desc = !this.desc;
-        else { this.sortKey = key; this.desc = key !== "text" && key !== "status"; } this.render(); }})));
-    const body = slice.map((r) => AS.el("tr", {"data-trial": r.number, class: "status-" + r.status,
+    AS.setText(this.info, `${rows.length} trials, page ${this.page + 1} of ${pages}`);
+    const headKey = JSON.stringify([use, k, this.desc]);
+    if (headKey !== this.headKey) {
+      this.headKey = headKey;
+      this.head = AS.el("tr", null, use.map(([key, label]) => AS.el("th", {class: "sortable" + (key === k ? (this.desc ? " desc" : " asc") : ""),
+        "data-key": key, text: label, onclick: () => { if (this.sortKey === key) this.desc = !this.desc;
+          else { this.sortKey = key; this.desc = key !== "text" && key !== "status"; } this.render(); }})));
+    }
+    // A row is built once per content (its cells' values and the columns); a poll that changes nothing on this
+    // page touches no row, and a new trial adds one.
+    const cache = new Map();
+    const body = slice.map((r) => {
+      const cells = use.map(([key]) => this.value(r, key));
+      const sig = JSON.stringify([r.status, cells]) + headKey;
+      const had = this.rowCache.get(r.number);
+      const tr = had && had.sig === sig ? had.tr : this.row(r, use, cells);
+      cache.set(r.number, {sig, tr});
+      return tr;
+    });
+    this.rowCache = cache;
+    AS.reconcile(this.table, [this.head, ...body]);
+  }
+  row(r, use, cells) {
+    return AS.el("tr", {"data-trial": r.number, class: "status-" + r.status,
       onclick: (e) => { if (e.target.tagName !== "A") location.hash = AS.trialHash(this.runId, r.number); }},
-      use.map(([key]) => {
-        const v = this.value(r, key);
+      use.map(([key], i) => {
+        const v = cells[i];
         if (key === "number") return AS.el("td", {class: "num"}, AS.el("a", {href: AS.trialHash(this.runId, r.number), text: v}));
         if (key === "text") return AS.el("td", {class: "arch"}, AS.el("code", {text: v}));
         if (key === "error") return AS.el("td", {class: "err", text: v || ""});
         if (key === "status") return AS.el("td", {text: v});
         return AS.el("td", {class: "num", text: AS.fmt(v)});
-      })));
-    this.table.replaceChildren(head, ...body);
+      }));
   }
 };
 
@@ -84,7 +102,8 @@ AS.runView = function (main, runId) {
   const secTable = AS.section(main, "Trials", "trials-section");
   const table = new AS.TrialsTable(secTable, runId);
   const trials = new Map();
-  let cursor = 0, metricKeys = [], info = null, plots = {}, extrasKey = "", dirty = true;
+  let cursor = 0, metricKeys = [], info = null, plots = {}, extrasKey = "", dirty = true, summaryKey = "";
+  const elapsed = AS.el("span", {id: "elapsed"});
 
   function trialRows() {
     return [...trials.values()].sort((a, b) => a.number - b.number);
@@ -92,6 +111,10 @@ AS.runView = function (main, runId) {
   function fromRow(fields, a) { const r = {}; fields.forEach((f, i) => { r[f] = a[i]; }); return r; }
 
   function drawSummary() {
+    AS.setText(elapsed, `${AS.fmt(info.elapsed_seconds, 0)} s`);
+    const key = JSON.stringify(Object.assign({}, info, {elapsed_seconds: null}));
+    if (key === summaryKey) return;  // only the clock moved
+    summaryKey = key;
     const c = info.config || {}, st = c.strategy || {}, sp = c.space || {};
     const counts = Object.entries(info.counts || {}).map(([k, v]) => `${k} ${v}`).join(", ") || "none";
     const b = info.best;
@@ -101,7 +124,7 @@ AS.runView = function (main, runId) {
       ["strategy", `${st.name || "?"} ${JSON.stringify(st.options || {})}`],
       ["evaluator", (c.evaluator || {}).name], ["objective", JSON.stringify(c.objective || {})],
       ["budget", info.budget], ["status", info.status + (info.progress === null ? "" : ` (${Math.round(100 * info.progress)}%)`)],
-      ["trials", counts], ["elapsed", `${AS.fmt(info.elapsed_seconds, 0)} s`], ["best so far", bestCell]];
+      ["trials", counts], ["elapsed", elapsed], ["best so far", bestCell]];
     const ref = info.reference;
     if (ref) {
       const dv = info.vs_reference.val_accuracy, dt = info.vs_reference.test_accuracy;
@@ -177,8 +200,8 @@ AS.runView = function (main, runId) {
   const stop = AS.poll(async () => {
     const [head, delta] = await Promise.all([AS.api("/api/run", {run: runId}), AS.api("/api/trials", {run: runId, since: cursor})]);
     info = head;
-    if (info.error) { summary.replaceChildren(AS.el("p", {class: "err", text: "error: " + info.error})); AS.drawn("run"); return; }
-    document.getElementById("run-name").textContent = info.name;
+    if (info.error) { summaryKey = ""; summary.replaceChildren(AS.el("p", {class: "err", text: "error: " + info.error})); AS.drawn("run"); return; }
+    AS.setText(document.getElementById("run-name"), info.name);
     metricKeys = delta.metric_keys;
     for (const a of delta.rows) { const r = fromRow(delta.fields, a); trials.set(r.number, r); }
     if (delta.rows.length || dirty) {

@@ -13,6 +13,20 @@ from archsearch.space import Architecture, SearchSpace
 torch.set_num_threads(1)
 
 
+def pytest_configure(config):
+    """The suite's worker pools all fork from one fork server (one per test process): start it now with every
+    module their trials import, so that no pool pays for them again — the first preload list set before the
+    server starts wins, and a test of the benchmark's pool would otherwise set one without torch._dynamo (the
+    first FLOP count of a process imports it: 2.4 s of each worker's first trial)."""
+    import multiprocessing as mp
+    from multiprocessing import forkserver
+
+    if "forkserver" in mp.get_all_start_methods():
+        mp.get_context("forkserver").set_forkserver_preload(
+            ["torch", "torch._dynamo", "archsearch.evaluators.training", "archsearch.benchmark"])
+        forkserver.ensure_running()
+
+
 class SyntheticEvaluator:
     """A fixed synthetic objective: the share of decisions that match a hidden target architecture (percent)."""
 

@@ -119,7 +119,8 @@ def test_resume_of_something_that_is_not_a_run(tmp_path):
 def test_sigkilled_search_resumes_without_losing_trials(tmp_path):
     run_dir = tmp_path / "killed"
     cmd = [sys.executable, "-m", "archsearch.cli", "search", "--space", "macro", "--space-opt", "layers=2",
-           "--strategy", "evolution", "--trials", "10", "--epochs", "1", "--out", str(run_dir), "--quiet"]
+           "--strategy", "evolution", "--trials", "10", "--epochs", "1", "--out", str(run_dir), "--quiet",
+           "--executor", "inline"]  # the driver's own trials (a pool's: tests/test_executors.py)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 300

@@ -155,8 +155,11 @@ class OneShotStudy:
                             seed=c["seed"], device=c.get("device"), **c["strategy"]["options"])
 
     def run(self, on_epoch: Callable[[EpochProgress], None] | None = None,
-            on_train: Callable[[Architecture], None] | None = None) -> StudySummary:
-        """Search (from the last checkpoint, if any), derive, evaluate the derived architecture, store it."""
+            on_train: Callable[[Architecture], None] | None = None, started: float | None = None) -> StudySummary:
+        """Search (from the last checkpoint, if any), derive, evaluate the derived architecture, store it.
+        ``started``: when the user's clock began (``time.time()``; the CLI: its process's start), so that a
+        seconds budget also covers start-up; default: when the search epochs begin."""
+        self._started = started
         par = self.config.get("parallel") or {"workers": 1}
         try:
             if par["workers"] > 1:
@@ -207,7 +210,8 @@ class OneShotStudy:
             record = dict(state["record"])  # the architecture is stored as its dict (plain data, weights_only)
             record["arch"] = Architecture(record["arch"]) if record.get("arch") is not None else None
             self.store.add_epoch(**record, keep=True)  # in case the process died between the two writes
-        self._t0 = time.perf_counter()
+        started = getattr(self, "_started", None)
+        self._t0 = time.perf_counter() - (0.0 if started is None else max(0.0, time.time() - float(started)))
 
     def _elapsed(self) -> float:
         return self._elapsed0 + time.perf_counter() - self._t0

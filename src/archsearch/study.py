@@ -247,11 +247,14 @@ class Study:
                         f"(best seen: {seen}); relax the constraint or change the space")
 
     # ---- the loop ---------------------------------------------------------------------------------------------
-    def run(self, on_trial: Callable[[Progress], None] | None = None) -> "StudySummary":
+    def run(self, on_trial: Callable[[Progress], None] | None = None,
+            started: float | None = None) -> "StudySummary":
         """Ask, evaluate, tell and store until the budget ends: workers are kept busy with new trials or
         promotions (:meth:`_start_work`), and every finished job is recorded before the next is asked
-        (:meth:`_take_results`)."""
-        loop = self._open_loop(on_trial)
+        (:meth:`_take_results`). ``started``: when the user's clock began (a ``time.time()``; the CLI gives its
+        process's start), so that a seconds budget also covers start-up (imports, data, worker processes);
+        default: now."""
+        loop = self._open_loop(on_trial, started)
         try:
             if self.reference and self.store.get_meta("reference") is None and loop.time_left():
                 ref_fid = None if not loop.sched.multi_fidelity else loop.sched.max_epochs
@@ -274,7 +277,7 @@ class Study:
         self.release()
         return self.summary()
 
-    def _open_loop(self, on_trial: Callable[[Progress], None] | None) -> "_Loop":
+    def _open_loop(self, on_trial: Callable[[Progress], None] | None, started: float | None = None) -> "_Loop":
         evaluator = self.spec.build()
         ex = dict(self.execution)
         retries = int(ex.pop("retries", 0) or 0)
@@ -285,10 +288,11 @@ class Study:
         records = {r.number: r for r in self.store.trials()}
         rejected = {r.number for r in records.values() if r.status == "infeasible" and r.metrics.get("rejected")}
         elapsed0 = float(self.store.get_meta("elapsed_seconds", 0.0))
-        deadline = None if self.budget.seconds is None else time.time() + self.budget.seconds - elapsed0
+        since = 0.0 if started is None else max(0.0, time.time() - float(started))  # start-up, on the clock
+        t0 = time.perf_counter() - since
+        deadline = None if self.budget.seconds is None else time.time() + self.budget.seconds - elapsed0 - since
         loop = _Loop(self, evaluator, executor, sched, retries, requeue, records, rejected,
-                     best_trial(records.values()), self._next_event(), elapsed0, time.perf_counter(), deadline,
-                     on_trial)
+                     best_trial(records.values()), self._next_event(), elapsed0, t0, deadline, on_trial)
         if in_order and not sched.multi_fidelity and getattr(self.strategy, "reads_results", True):
             loop.lag = 1 if executor.capacity == 1 else 2 * executor.capacity
             loop.untold = deque(sorted(n for n, r in records.items() if r.tell_event is None and n not in rejected))

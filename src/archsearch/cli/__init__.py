@@ -16,6 +16,7 @@ from ..errors import UserError
 from ..registry import UnknownNameError
 from ..space import ArchitectureError
 from . import benchmark, dashboard, hardware, report, runs, search, train
+from . import _common
 from ._common import fail
 
 app = typer.Typer(add_completion=False, no_args_is_help=False, pretty_exceptions_enable=False,
@@ -26,6 +27,8 @@ for _group in (search, runs, benchmark, hardware, train, report, dashboard):  # 
 
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: user errors (ours and the option parser's) become one line and exit code 2."""
+    # the console command: a budget's clock starts with the process; called inside a program: with the search
+    _common.CLOCK_START = _common.process_started() if argv is None else None
     try:
         rv = app(args=argv, standalone_mode=False)
     except (UserError, UnknownNameError, ArchitectureError, FileNotFoundError) as e:

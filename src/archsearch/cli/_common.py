@@ -3,8 +3,11 @@ line, and the one-line error."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import sys
+import time
+from pathlib import Path
 from typing import Any, List
 
 from rich.console import Console
@@ -13,6 +16,22 @@ from ..errors import UserError
 
 console = Console()
 err = Console(stderr=True)
+
+# When the user's clock began: the process's start for the console command (``archsearch ...``, ``python -m
+# archsearch.cli``), so that ``--seconds S`` covers start-up too (importing torch, the data, worker processes:
+# 5-10 s on 2 cores); None (the search's own start) when the CLI is called inside another program.
+CLOCK_START: float | None = None
+
+
+def process_started() -> float | None:
+    """When this process started, in ``time.time()`` units (Linux's /proc; None elsewhere)."""
+    try:
+        fields = Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()
+        ticks = int(fields[19])  # field 22, starttime: clock ticks after boot
+        uptime = float(Path("/proc/uptime").read_text().split()[0])
+        return time.time() - max(0.0, uptime - ticks / os.sysconf("SC_CLK_TCK"))
+    except (OSError, ValueError, IndexError, AttributeError):  # pragma: no cover - not Linux
+        return None
 
 
 def parse_settings(items: List[str] | None, what: str) -> dict[str, Any]:

@@ -14,6 +14,8 @@ from __future__ import annotations
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn, \
     TimeRemainingColumn
 
+from . import _common
+
 
 def search_oneshot(study, resumed: bool = False, quiet: bool = False) -> None:
     """Run the one-shot ``study`` (new, or ``resumed``) with its progress bar, then print its best."""
@@ -41,5 +43,5 @@ def search_oneshot(study, resumed: bool = False, quiet: bool = False) -> None:
                           f"for {study.spec.options.get('epochs', '?')} epochs (not counted in the budget)")
             progress.add_task("training the derived architecture", total=None, acc="-")
 
-        summary = study.run(on_epoch=on_epoch, on_train=on_train)
+        summary = study.run(on_epoch=on_epoch, on_train=on_train, started=_common.CLOCK_START)
     print_best(summary, study.space)

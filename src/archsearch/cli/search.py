@@ -11,6 +11,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from ..run_config import DEFAULTS, RunConfig
 from ..strategies.catalog import BLACK_BOX, ONE_SHOT, strategy_names
+from . import _common
 from ._common import err, parse_settings, print_best
 
 _KINDS = strategy_names()
@@ -154,7 +155,7 @@ def _run_with_progress(study, done0: int, quiet: bool):
             left = "" if b.seconds is None else f"{max(0.0, b.seconds - p.elapsed):.0f}s left"
             progress.update(task, completed=p.finished, best=best, left=left)
 
-        return study.run(on_trial=on_trial)
+        return study.run(on_trial=on_trial, started=_common.CLOCK_START)
 
 
 def register(app: typer.Typer) -> None:

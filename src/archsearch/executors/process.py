@@ -74,11 +74,13 @@ def _context() -> Any:
     """Workers start from a fork server that has imported torch and the trainer but run nothing (on Linux): a
     pool after the first in one process starts in milliseconds instead of seconds (each spawned worker imports
     torch again). Never plain fork: a forked child of a process that has run torch can hang in its thread pool.
-    The fork server, like a spawned worker, imports the caller's ``__main__`` module."""
+    The fork server, like a spawned worker, imports the caller's ``__main__`` module. It also imports
+    ``torch._dynamo``, which torch imports at the first FLOP count of a process (every trial counts its model's
+    FLOPs): 2.4 s of every worker's first trial here, paid once per fork server instead."""
     if "forkserver" not in mp.get_all_start_methods():  # pragma: no cover - not POSIX
         return mp.get_context("spawn")
     ctx = mp.get_context("forkserver")
-    ctx.set_forkserver_preload(["torch", "archsearch.evaluators.training"])
+    ctx.set_forkserver_preload(["torch", "torch._dynamo", "archsearch.evaluators.training"])
     return ctx
 
 

@@ -21,7 +21,8 @@ def pytest_configure(config):
     import multiprocessing as mp
     from multiprocessing import forkserver
 
-    if "forkserver" in mp.get_all_start_methods():
+    controller = getattr(config.option, "numprocesses", None) and not hasattr(config, "workerinput")
+    if "forkserver" in mp.get_all_start_methods() and not controller:  # xdist's controller runs no test
         mp.get_context("forkserver").set_forkserver_preload(
             ["torch", "torch._dynamo", "archsearch.evaluators.training", "archsearch.benchmark"])
         forkserver.ensure_running()

@@ -54,16 +54,17 @@ def test_a_seconds_budget_holds_for_the_command_as_timed_from_outside(tmp_path):
     import time
 
     t0 = time.time()
-    out = cli("search", "--space-opt", "layers=2", "--epochs", "1", "--trials", "500", "--seconds", "15",
-              "--executor", "inline", "--out", tmp_path / "run", "--quiet")
+    out = cli("search", "--space-opt", "layers=2", "--epochs", "1", "--trials", "500", "--seconds", "10",
+              "--executor", "inline", "--no-reference", "--out", tmp_path / "run", "--quiet")
     wall = time.time() - t0
     assert out.returncode == 0, out.stderr
-    assert wall < 15 * 1.05 + 3.0, f"--seconds 15 took {wall:.1f} s"
+    assert wall < 10 * 1.05 + 3.0, f"--seconds 10 took {wall:.1f} s"  # before: 10 + 5-10 s
     from archsearch.storage import RunStore
 
     store = RunStore(tmp_path / "run", read_only=True)
-    elapsed, first = store.get_meta("elapsed_seconds"), min(t.started for t in store.trials())
-    assert elapsed <= 15 * 1.05 and first - t0 < elapsed  # start-up counted: the first trial began on the clock
+    elapsed, started = store.get_meta("elapsed_seconds"), [t.started for t in store.trials()]
+    assert elapsed <= 10 * 1.05
+    assert not started or min(started) - t0 < elapsed  # start-up counted: the first trial began on the clock
 
 
 def bad_npz(tmp_path):

@@ -35,7 +35,7 @@ from .space import Architecture
 from .spaces import get_space
 from .storage import RunStore, TrialRecord
 from .rundir import BEST_WEIGHTS, atomic_save, new_run_dir, read_config, start_run, write_best
-from .study import StudySummary, check_threads, summarize, trial_seed
+from .study import StudySummary, check_threads, on_clock, summarize, trial_seed
 from .strategies.oneshot.distributed import SUPPORTED as DP_SUPPORTED, close_group, init_group
 from .strategies.oneshot.ranks import launch
 from .strategies.oneshot.base import ONESHOT, OneShotStrategy, make_oneshot, parse_options
@@ -74,6 +74,7 @@ class OneShotStudy:
 
     def __init__(self, run_dir: Path, store: RunStore, config: dict[str, Any]):
         self.run_dir, self.store, self.config = run_dir, store, config
+        self._started: float | None = None  # when the user's clock began (see run)
         self.space = get_space(config["space"]["name"], **config["space"]["config"])
         self.strategy_name = config["strategy"]["name"]
         self.spec = EvaluatorSpec(config["space"]["name"], config["space"]["config"], config["evaluator"]["name"],
@@ -210,8 +211,7 @@ class OneShotStudy:
             record = dict(state["record"])  # the architecture is stored as its dict (plain data, weights_only)
             record["arch"] = Architecture(record["arch"]) if record.get("arch") is not None else None
             self.store.add_epoch(**record, keep=True)  # in case the process died between the two writes
-        started = getattr(self, "_started", None)
-        self._t0 = time.perf_counter() - (0.0 if started is None else max(0.0, time.time() - float(started)))
+        self._t0 = time.perf_counter() - on_clock(self._started)
 
     def _elapsed(self) -> float:
         return self._elapsed0 + time.perf_counter() - self._t0

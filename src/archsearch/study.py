@@ -288,7 +288,7 @@ class Study:
         records = {r.number: r for r in self.store.trials()}
         rejected = {r.number for r in records.values() if r.status == "infeasible" and r.metrics.get("rejected")}
         elapsed0 = float(self.store.get_meta("elapsed_seconds", 0.0))
-        since = 0.0 if started is None else max(0.0, time.time() - float(started))  # start-up, on the clock
+        since = on_clock(started)
         t0 = time.perf_counter() - since
         deadline = None if self.budget.seconds is None else time.time() + self.budget.seconds - elapsed0 - since
         loop = _Loop(self, evaluator, executor, sched, retries, requeue, records, rejected,
@@ -578,6 +578,11 @@ class _Loop:
         multi = self.sched.multi_fidelity and number != REFERENCE
         ckpt = str(self.study.run_dir / "checkpoints" / f"trial-{number}.pt") if multi else None
         return Job(number, arch, seed, fidelity, ckpt, self.deadline, self.sched.max_epochs if multi else None)
+
+
+def on_clock(started: float | None) -> float:
+    """Seconds already on the user's clock now, when it began at ``started`` (a ``time.time()``; None: now)."""
+    return 0.0 if started is None else max(0.0, time.time() - float(started))
 
 
 def _reference_of(space: SearchSpace) -> Architecture | None:

@@ -135,12 +135,7 @@ class GPSurrogate:
             raise ValueError(f"bo: pending must be 'believer' or 'liar', not {pending!r}")
         self.encoder, self.y_transform, self.pending_mode = encoder, y_transform, pending
         self.refit_growth, self.xi, self.linear = float(refit_growth), float(xi), bool(linear)
-        from sklearn.gaussian_process.kernels import RBF, ConstantKernel, WhiteKernel
-
-        self.kernel: Kernel = ConstantKernel(1.0, (1e-3, 1e3)) * RBF(2.0, (1e-1, 1e2)) + WhiteKernel(1e-2, (1e-6, 1))
-        if linear:  # on the one-hot part: one weight per (decision, choice), a per-op cost table
-            width = encoder.one_hot_width or None
-            self.kernel = self.kernel + ConstantKernel(0.1, (1e-5, 1e2)) * _leading_dot_product()(1.0, "fixed", width)
+        self.kernel: Kernel | None = None  # the start of the next optimisation; built at the first fit
         self.archs: list[Architecture] = []
         self.y = np.zeros(0)
         self._gp: GaussianProcessRegressor | None = None
@@ -153,12 +148,23 @@ class GPSurrogate:
         self.y = copula(y) if self.y_transform == "copula" else y
         self._gp = None
 
+    def _initial_kernel(self) -> Kernel:
+        from sklearn.gaussian_process.kernels import RBF, ConstantKernel, WhiteKernel
+
+        kernel = ConstantKernel(1.0, (1e-3, 1e3)) * RBF(2.0, (1e-1, 1e2)) + WhiteKernel(1e-2, (1e-6, 1))
+        if self.linear:  # on the one-hot part: one weight per (decision, choice), a per-op cost table
+            width = self.encoder.one_hot_width or None
+            kernel = kernel + ConstantKernel(0.1, (1e-5, 1e2)) * _leading_dot_product()(1.0, "fixed", width)
+        return kernel
+
     def fit(self) -> GaussianProcessRegressor:
         """The GP on the data (hyperparameters re-optimised when the data grew by ``refit_growth``)."""
         if self._gp is None:
             from sklearn.exceptions import ConvergenceWarning
             from sklearn.gaussian_process import GaussianProcessRegressor
 
+            if self.kernel is None:  # scikit-learn is imported here, not when a strategy is made
+                self.kernel = self._initial_kernel()
             optimise = len(self.archs) >= self._optimised_at * (1 + self.refit_growth)
             gp = GaussianProcessRegressor(self.kernel, normalize_y=True, n_restarts_optimizer=0,
                                           optimizer="fmin_l_bfgs_b" if optimise else None)

@@ -89,3 +89,14 @@ def digits_npz(path, n: int) -> str:
 @pytest.fixture
 def rng():
     return np.random.default_rng(0)
+
+
+def run_cli(capsys, *argv) -> tuple[int, str, str]:
+    """The CLI called in this process (no interpreter start-up): exit code, stdout, stderr."""
+    from archsearch.cli import main
+
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as e:
+        main([str(a) for a in argv])
+    out = capsys.readouterr()
+    return e.value.code, out.out, out.err

@@ -15,19 +15,12 @@ hypothesis = pytest.importorskip("hypothesis")
 from hypothesis import HealthCheck, given, settings, strategies as st  # noqa: E402
 
 from archsearch.cli import main  # noqa: E402
+from conftest import run_cli  # noqa: E402
 from archsearch.datasets import load_data  # noqa: E402
 from archsearch.errors import UserError  # noqa: E402
 
 SETTINGS = settings(max_examples=60, deadline=None, derandomize=True,
                     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
-
-
-def run_cli(capsys, *argv) -> tuple[int, str, str]:
-    capsys.readouterr()
-    with pytest.raises(SystemExit) as e:
-        main([str(a) for a in argv])
-    out = capsys.readouterr()
-    return e.value.code, out.out, out.err
 
 
 def assert_one_line_error(code: int, err: str) -> None:

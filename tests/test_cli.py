@@ -8,6 +8,7 @@ import sys
 
 import numpy as np
 import pytest
+from conftest import run_cli
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 
@@ -17,31 +18,20 @@ def cli(*args, timeout=300):
                           env=ENV, timeout=timeout)
 
 
-def in_process(capsys, *args) -> tuple[int, str, str]:
-    """The CLI called in this process (no interpreter start-up): exit code, stdout, stderr."""
-    from archsearch.cli import main
-
-    capsys.readouterr()
-    with pytest.raises(SystemExit) as e:
-        main([str(a) for a in args])
-    out = capsys.readouterr()
-    return e.value.code, out.out, out.err
-
-
 def test_search_then_show_json(tmp_path, capsys):
     out = cli("search", "--space", "macro", "--space-opt", "layers=2", "--trials", "3", "--epochs", "1",
               "--out", tmp_path / "run", "--quiet")  # a real process: the console command, its pool, its exit
     assert out.returncode == 0, out.stderr
     assert "best architecture" in out.stdout and "test accuracy" in out.stdout
-    code, shown, err = in_process(capsys, "show", tmp_path / "run", "--json")
+    code, shown, err = run_cli(capsys, "show", tmp_path / "run", "--json")
     assert code == 0, err
     doc = json.loads(shown)
     assert doc["trials"] == {"ok": 3}
     best = doc["best"]
     assert set(best["architecture"]) and 0 <= best["val_accuracy"] <= 100 and 0 <= best["test_accuracy"] <= 100
-    code, table, err = in_process(capsys, "show", tmp_path / "run")
+    code, table, err = run_cli(capsys, "show", tmp_path / "run")
     assert code == 0 and "best architecture" in table, err
-    code, again, err = in_process(capsys, "evaluate", "--arch", tmp_path / "run" / "best.json", "--space-opt",
+    code, again, err = run_cli(capsys, "evaluate", "--arch", tmp_path / "run" / "best.json", "--space-opt",
                                   "layers=2", "--epochs", "1", "--json")
     assert code == 0, err
     assert json.loads(again)["status"] == "ok"

@@ -268,14 +268,14 @@ class OneShotStudy:
             self.store.restart_trial(0)
         if on_train is not None:
             on_train(arch)
-        epochs = self.store.epochs()
-        last = epochs[-1].metrics if epochs else {}
+        # the last epoch that measured the supernet (an epoch the budget cut short did not)
+        measured = [e.metrics["val_accuracy"] for e in self.store.epochs() if e.metrics.get("val_accuracy") is not None]
         try:
             result = self.spec.build().evaluate(arch, seed)
         except Exception as e:  # noqa: BLE001 - an evaluation that crashes is a failed trial, not a lost search
             result = Result.failure(f"{type(e).__name__}: {e}")
         metrics = {**result.metrics, "search_seconds": search_seconds, "search_epochs": float(strategy.epoch),
-                   "supernet_val_accuracy": last.get("val_accuracy")}
+                   "supernet_val_accuracy": measured[-1] if measured else None}
         score = self.objective.score(Result(metrics, result.status, result.error))
         self.store.finish_trial(0, score.status, score.value, score.values, metrics, result.error, tell_event=1,
                                 extra_meta={"elapsed_seconds": elapsed()})

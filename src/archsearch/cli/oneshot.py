@@ -32,8 +32,8 @@ def search_oneshot(study, resumed: bool = False, quiet: bool = False) -> None:
         task = progress.add_task("search epochs", total=total, completed=done0, acc="-")
 
         def on_epoch(p) -> None:
-            acc = p.metrics.get("val_accuracy")
-            progress.update(task, total=p.total, completed=p.epoch, acc="-" if acc is None else f"{acc:.2f}%")
+            acc = p.metrics.get("val_accuracy")  # none after an epoch the budget cut short: the last one stays
+            progress.update(task, total=p.total, completed=p.epoch, **({} if acc is None else {"acc": f"{acc:.2f}%"}))
 
         def on_train(arch) -> None:
             progress.update(task, total=progress.tasks[task].completed)

@@ -122,9 +122,12 @@ class OneShotStrategy:
 
     # --- the loop --------------------------------------------------------------------------------------------------
     def run_epoch(self) -> dict[str, float]:
-        """:meth:`train_epoch`, then the epoch's metrics (training loss, the supernet's validation accuracy)."""
+        """:meth:`train_epoch`, then the epoch's metrics (training loss, the supernet's validation accuracy; not
+        measured after an epoch the budget cut short: that pass over the validation split would run past it)."""
         lr = self._lr()
         loss = self.train_epoch()
+        if self.partial:
+            return {"train_loss": loss, "w_lr": lr}
         return {"train_loss": loss, "val_accuracy": self.supernet_accuracy(), "w_lr": lr}
 
     def train_epoch(self) -> float:

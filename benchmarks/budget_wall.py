@@ -4,7 +4,7 @@ the moment the process exits (and, separately, to the moment its output closes: 
 may outlive the driver by a moment). Quiet, and beside a second process keeping both cores busy (a 2-thread matmul
 loop, benchmarks/trial_parallelism.background_load). Target: within S + 5%.
 
-    python benchmarks/budget_wall.py --seconds 120 --loads idle busy --json budget_wall.json
+    python benchmarks/budget_wall.py --seconds 120 --loads idle busy --data digits28.npz --json budget_wall.json
 """
 from __future__ import annotations
 
@@ -30,19 +30,25 @@ FAMILIES = {
 }
 
 
-def one(args_: list[str], seconds: float, out: Path) -> dict:
+def one(args_: list[str], seconds: float, out: Path, data: str | None = None) -> dict:
     cmd = [sys.executable, "-m", "archsearch.cli", "search", *args_, "--seconds", f"{seconds:g}", "--quiet",
-           "--out", str(out)]
+           "--out", str(out), *(["--data", data] if data else [])]
     t0 = time.time()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     ended: dict[str, float] = {}
     threading.Thread(target=lambda: (proc.wait(), ended.setdefault("exit", time.time() - t0)), daemon=True).start()
-    text = proc.stdout.read()
+    lines, search_done = [], None
+    for line in proc.stdout:  # one-shot: the line that ends the search and states the final training separately
+        lines.append(line)
+        if search_done is None and "search done within" in line:
+            search_done = time.time() - t0
+    text = "".join(lines)
     closed = time.time() - t0
     proc.wait()
     while "exit" not in ended:
         time.sleep(0.01)
-    row = {"exit_s": round(ended["exit"], 2), "output_closed_s": round(closed, 2), "rc": proc.returncode}
+    row = {"exit_s": round(ended["exit"], 2), "output_closed_s": round(closed, 2), "rc": proc.returncode,
+           "search_done_s": None if search_done is None else round(search_done, 2)}
     try:
         conn = sqlite3.connect(f"{(out / 'study.db').resolve().as_uri()}?mode=ro", uri=True)
         n, first = conn.execute("SELECT COUNT(*), MIN(started) FROM trials").fetchone()
@@ -62,6 +68,7 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=120.0)
     ap.add_argument("--loads", nargs="+", default=["idle", "busy"], choices=["idle", "busy"])
     ap.add_argument("--families", nargs="+", default=list(FAMILIES), help="a subset of: " + "; ".join(FAMILIES))
+    ap.add_argument("--data", help="an .npz dataset (default: the embedded digits)")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
     rows = []
@@ -69,14 +76,18 @@ def main() -> None:
         for load in args.loads:
             with background_load(load == "busy"):
                 for k, fam in enumerate(args.families):
-                    row = {"family": fam, "load": load, **one(FAMILIES[fam], args.seconds, Path(tmp) / f"{load}-{k}")}
-                    row["within_5pct"] = row["exit_s"] <= 1.05 * args.seconds
+                    row = {"family": fam, "load": load, **one(FAMILIES[fam], args.seconds, Path(tmp) / f"{load}-{k}",
+                                                                     args.data)}
+                    # one-shot: the search ends at the line stating the derived architecture's training, which
+                    # is not in the budget (issue 18: "inside S or stated separately on the screen")
+                    row["search_end_s"] = row["search_done_s"] or row["exit_s"]
+                    row["within_5pct"] = row["search_end_s"] <= 1.05 * args.seconds
                     rows.append(row)
                     print(json.dumps(row), flush=True)
-    print("\n| family | load | exit s | output closed s | first trial s | trials | within S + 5% |")
+    print("\n| family | load | search ends s | process exits s | output closed s | trials | within S + 5% |")
     print("|---|---|---:|---:|---:|---:|---|")
     for r in rows:
-        print(f"| {r['family']} | {r['load']} | {r['exit_s']} | {r['output_closed_s']} | {r.get('first_trial_s')} | "
+        print(f"| {r['family']} | {r['load']} | {r['search_end_s']} | {r['exit_s']} | {r['output_closed_s']} | "
               f"{r.get('trials')} | {'yes' if r['within_5pct'] else 'no'} |")
     if args.json:
         args.json.write_text(json.dumps({"seconds": args.seconds, "rows": rows}, indent=1))

@@ -264,6 +264,32 @@ def test_the_deadline_stops_an_epoch_between_batches(data, name):
     assert not full.partial and (s2.partial or time.time() - t1 < 0.05)
 
 
+def test_a_step_that_would_end_past_the_deadline_is_not_begun(data):
+    import time
+    s = strategy("darts", data, batch_size=8)
+    s.step = lambda *batch: (time.sleep(0.3), 1.0)[1]  # a step of 0.3 s: steps begin at 0, 0.3, 0.6, not at 0.9
+    t0 = time.time()
+    s.deadline = t0 + 1.0
+    metrics = s.run_epoch()
+    assert s.partial and 2 <= s.epoch_steps <= 3 and time.time() <= s.deadline + 0.05
+    assert "val_accuracy" not in metrics and metrics["train_loss"] == 1.0
+    s.deadline, s._step_s = time.time() + 0.2, 0.3  # no step fits: the epoch records no training loss
+    metrics = s.run_epoch()
+    assert s.partial and s.epoch_steps == 0 and "train_loss" not in metrics
+
+
+def test_the_validation_pass_is_skipped_when_it_would_end_past_the_deadline(data):
+    import time
+    s = strategy("darts", data, batch_size=8)
+    s.run_epoch()
+    assert s._eval_s is not None and s._eval_s > 0
+    s.deadline = time.time() + 1000  # an epoch that ends in time, and its validation pass would too
+    assert "val_accuracy" in s.run_epoch()
+    s._eval_s = 1e6  # a validation pass longer than what is left: the epoch is whole, its accuracy not measured
+    metrics = s.run_epoch()
+    assert not s.partial and "val_accuracy" not in metrics
+
+
 def test_a_search_budget_in_seconds_is_kept_inside_epochs(tmp_path, npz):
     import time
     study = OneShotStudy.create(space="cell", strategy="darts", epochs=50, seconds=1.5, space_config=SPACES["cell"],

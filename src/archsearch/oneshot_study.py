@@ -246,6 +246,8 @@ class OneShotStudy:
             self.store.add_epoch(**record)
             if on_epoch is not None:
                 on_epoch(EpochProgress(strategy.epoch, strategy.total_epochs, metrics, arch, elapsed()))
+            if strategy.partial:  # the budget ended inside it (or the next step would have run past it)
+                break
 
     def _run(self, strategy: OneShotStrategy, on_epoch, on_train, searched: bool = False) -> StudySummary:
         if not searched:

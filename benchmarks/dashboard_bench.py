@@ -117,7 +117,7 @@ def first_page(args) -> None:
                     out[view].append(drawn_ms(page, url + h, view))
                     ctx.close()
             for view, ms in out.items():
-                print(f"{view:5s} view, {args.trials} trials: first draw {ms[0]:.0f} ms (server cache cold), "
+                print(f"{view:5s} view, {args.trials} trials: first draw {ms[0]:.0f} ms (the server just started), "
                       f"then {statistics.mean(ms[1:]):.0f} ± {statistics.stdev(ms[1:]) if len(ms) > 2 else 0:.0f} "
                       f"ms (n={len(ms) - 1}); all: {', '.join(f'{v:.0f}' for v in ms)}")
         finally:

@@ -109,6 +109,18 @@ def _files(run_dir: Path) -> dict[str, tuple[str, int]]:
 
 
 # ---- the API ------------------------------------------------------------------------------------------------
+def test_the_first_page_data_is_built_at_start(folder):
+    from archsearch.dashboard.data import RunFolder
+    from archsearch.dashboard.server import warm
+    f = RunFolder(folder)
+    warm(f)  # make_app runs it in a thread; a damaged run or a link out of the folder stops nothing
+    for rid in ("good", "good2"):
+        c = f.cache(folder / rid)
+        assert {"trials-json", "incumbent", "pareto"} <= set(c._derived)
+        assert json.loads(c._derived["trials-json"][1])["total"] == 12
+    assert f.cache(folder / "broken").error and not f.cache(folder / "broken")._derived
+
+
 @pytest.mark.timeout(60)
 def test_runs_list_shows_good_runs_and_one_line_for_a_damaged_one(server):
     code, doc = _get(server, "/api/runs")

@@ -56,8 +56,9 @@ def arch_text(space, arch: str | dict[str, Any]) -> str:
     return raw
 
 
-def _compact(cache: RunCache, number: int) -> list:
-    """One trial as the table and charts get it (columns: ``TRIAL_FIELDS``)."""
+def _compact(cache: RunCache, number: int, space: Any = False) -> list:
+    """One trial as the table and charts get it (columns: ``TRIAL_FIELDS``); ``space``: the run's
+    :func:`space_of`, when the caller has it (a 10,000-trial first load asks once, not per row)."""
     rev, row = cache.rev[number], cache.rows[number]
     hit = cache.compact.get(number)
     if hit is not None and hit[0] == rev:
@@ -68,7 +69,7 @@ def _compact(cache: RunCache, number: int) -> list:
         if isinstance(v, (int, float)) and not isinstance(v, bool) and k not in cache.metric_keys:
             cache.metric_keys.append(k)
     nums = [finite(m.get(k)) if isinstance(m.get(k), (int, float)) else None for k in cache.metric_keys]
-    text = arch_text(space_of(cache), arch)
+    text = arch_text(space_of(cache) if space is False else space, arch)
     out = [number, status, finite(value), finite(fidelity), started, finished,
            None if error is None else str(error)[:ERROR_CHARS], text,
            None if not values else [finite(v) for v in json.loads(values)], nums]
@@ -83,7 +84,8 @@ TRIAL_FIELDS = ("number", "status", "value", "fidelity", "started", "finished", 
 def trials_since(cache: RunCache, since: int = 0) -> dict[str, Any]:
     """The trials changed after revision ``since`` (all of them for 0), and the cursor to ask with next."""
     with cache.views_lock:
-        rows = [_compact(cache, n) for n in sorted(cache.rows) if cache.rev[n] > since]
+        space = space_of(cache)
+        rows = [_compact(cache, n, space) for n in sorted(cache.rows) if cache.rev[n] > since]
     return {"cursor": cache.seq, "fields": TRIAL_FIELDS, "metric_keys": list(cache.metric_keys), "rows": rows,
             "total": len(cache.rows)}
 

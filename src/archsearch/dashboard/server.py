@@ -149,8 +149,7 @@ def warm(folder: RunFolder) -> None:
     the work (the caches' locks), it does not repeat it."""
     try:
         for rid, c in folder.runs():
-            views.overview(rid, c)
-            c.refresh()
+            views.overview(rid, c)  # which re-reads the run (RunCache.refresh)
             if c.error is None:
                 _all_trials(c)
                 views.incumbent(c)

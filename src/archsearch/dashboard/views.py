@@ -56,9 +56,9 @@ def arch_text(space, arch: str | dict[str, Any]) -> str:
     return raw
 
 
-def _compact(cache: RunCache, number: int, space: Any = False) -> list:
+def _compact(cache: RunCache, number: int, space: Any) -> list:
     """One trial as the table and charts get it (columns: ``TRIAL_FIELDS``); ``space``: the run's
-    :func:`space_of`, when the caller has it (a 10,000-trial first load asks once, not per row)."""
+    :func:`space_of` (asked once by the caller: a 10,000-trial first load would otherwise ask per row)."""
     rev, row = cache.rev[number], cache.rows[number]
     hit = cache.compact.get(number)
     if hit is not None and hit[0] == rev:
@@ -69,7 +69,7 @@ def _compact(cache: RunCache, number: int, space: Any = False) -> list:
         if isinstance(v, (int, float)) and not isinstance(v, bool) and k not in cache.metric_keys:
             cache.metric_keys.append(k)
     nums = [finite(m.get(k)) if isinstance(m.get(k), (int, float)) else None for k in cache.metric_keys]
-    text = arch_text(space_of(cache) if space is False else space, arch)
+    text = arch_text(space, arch)
     out = [number, status, finite(value), finite(fidelity), started, finished,
            None if error is None else str(error)[:ERROR_CHARS], text,
            None if not values else [finite(v) for v in json.loads(values)], nums]
@@ -107,7 +107,7 @@ def best(cache: RunCache) -> dict[str, Any] | None:
     n = cache.derived("best", compute)
     if n is None:
         return None
-    row = _compact(cache, n)
+    row = _compact(cache, n, space_of(cache))
     return {"trial": n, "value": row[2], "text": row[7], "fidelity": row[3],
             "metrics": {k: v for k, v in json.loads(cache.rows[n][5] or "{}").items()
                         if isinstance(v, (int, float, str)) or v is None}}

@@ -148,14 +148,18 @@ def warm(folder: RunFolder) -> None:
     a browser opened at start would otherwise wait for. Runs in a thread at start; a request meanwhile shares
     the work (the caches' locks), it does not repeat it."""
     try:
-        for rid, c in folder.runs():
+        runs = folder.runs()
+    except Exception:  # noqa: BLE001 - only a head start: a request that needs it builds it and reports errors
+        return
+    for rid, c in runs:
+        try:
             views.overview(rid, c)  # which re-reads the run (RunCache.refresh)
             if c.error is None:
                 _all_trials(c)
                 views.incumbent(c)
                 views.pareto(c)
-    except Exception:  # noqa: BLE001 - only a head start: a request that needs it builds it and reports errors
-        pass
+        except Exception:  # noqa: BLE001 - as above; one run failing does not stop the others' head start
+            continue
 
 
 def make_app(root: str | Path, allowed_hosts: list[str] | None = None, warm_up: bool = True) -> Starlette:

@@ -21,10 +21,13 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-METHODS = {  # name -> search keywords
+METHODS = {  # name -> search keywords (the default warm start: the strategy is told the reference's result first)
     "fixed-epoch bo": {"strategy": "bo", "scheduler": "fifo", "epochs": 6},
     "asha bo": {"strategy": "bo", "scheduler": "asha", "epochs": 9, "min_epochs": 1, "eta": 3},
     "fixed-epoch random": {"strategy": "random", "scheduler": "fifo", "epochs": 6},
+    "fixed-epoch bo, no warm start": {"strategy": "bo", "scheduler": "fifo", "epochs": 6, "warm_start": False},
+    "asha bo, no warm start": {"strategy": "bo", "scheduler": "asha", "epochs": 9, "min_epochs": 1, "eta": 3,
+                               "warm_start": False},
 }
 
 
@@ -74,6 +77,9 @@ def one(job: tuple[str, int, str, float, int, str]) -> dict:
     sp = run.space
     torch.manual_seed(seed)
     out["retrained_test"] = retrain(sp.build(run.best.arch, d.shape), d, retrain_epochs, seed) if run.best else None
+    if run.best and ref.get("architecture"):  # how far the best found is from the reference, in decisions
+        out["decisions_from_reference"] = sum(1 for k, v in ref["architecture"].items()
+                                              if run.best.arch.to_dict().get(k) != v)
     if method == "asha bo" and ref.get("architecture"):
         from archsearch.space import Architecture
         out["reference_retrained_test"] = retrain(sp.build(Architecture(ref["architecture"]), d.shape), d,
@@ -107,12 +113,14 @@ def main() -> None:
         Path(args.json).write_text(json.dumps(rows, indent=1))
     print(f"data {args.data}, {args.seconds:.0f} s per search, seeds {args.seeds}, retrained {args.retrain_epochs} "
           f"epochs; runs in {root}")
-    print("| method | architectures trained | search wall s | best val % | retrained test % |")
-    print("|---|---:|---:|---:|---:|")
+    print("| method | architectures trained | search wall s | best val % | retrained test % | decisions from "
+          "reference |")
+    print("|---|---:|---:|---:|---:|---:|")
     for m in args.methods:
         r = [x for x in rows if x["method"] == m]
         print(f"| {m} | {_ms([x.get('trained') for x in r])} | {_ms([x.get('wall_seconds') for x in r])} | "
-              f"{_ms([x.get('best_val') for x in r])} | {_ms([x.get('retrained_test') for x in r])} |")
+              f"{_ms([x.get('best_val') for x in r])} | {_ms([x.get('retrained_test') for x in r])} | "
+              f"{_ms([x.get('decisions_from_reference') for x in r])} |")
     r = [x for x in rows if x.get("reference_retrained_test") is not None]
     if r:
         print(f"| macro reference (plain conv stack) | - | - | {_ms([x.get('reference_val') for x in r])} | "

@@ -42,11 +42,11 @@ class Shuffled(Executor):
 EXECUTORS.register("shuffled-test")(Shuffled)
 
 
-def run(tmp_path, name, order_seed, tell=None, strategy="evolution", trials=24, workers=3):
+def run(tmp_path, name, order_seed, tell=None, strategy="evolution", trials=24, workers=3, reference=False):
     Shuffled.order_seed, Shuffled.crash_after = order_seed, None
     s = Study.create(space="nb201", strategy=strategy, evaluator="synthetic", budget=Budget(trials=trials), seed=5,
                      strategy_options={"population": 4, "sample_size": 2} if strategy == "evolution" else {},
-                     run_dir=tmp_path / name, executor="shuffled-test", workers=workers, reference=False)
+                     run_dir=tmp_path / name, executor="shuffled-test", workers=workers, reference=reference)
     if tell is not None:
         s.execution["tell"] = tell
     summary = s.run()
@@ -103,3 +103,39 @@ def test_a_killed_run_resumes_to_the_same_search(tmp_path, crash_after):
     summary = r.run()
     assert {t.number: r.space.format(t.arch) for t in summary.trials} == whole
     assert crash_after != 11 or done_untold  # a result stored before its tell survives the kill
+
+
+def _reference_event(run_dir):
+    store = RunStore(run_dir, read_only=True)
+    try:
+        return store.get_meta("reference")["start_event"]
+    finally:
+        store.close()
+
+
+def test_the_reference_is_told_first_whatever_order_the_workers_finish_in(tmp_path):
+    """Warm start with results told in ask order: the reference's result is the strategy's first tell, before any
+    trial's, in every finishing order, so the search stays one search per seed; and it changes the search."""
+    got = [run(tmp_path, f"w{k}", k, reference=True) for k in range(3)]
+    assert got[0][0] == got[1][0] == got[2][0]
+    assert events(tmp_path / "w0") == events(tmp_path / "w1") == events(tmp_path / "w2")
+    first_tell = min(tell for _, tell, _ in events(tmp_path / "w0"))
+    assert _reference_event(tmp_path / "w0") == _reference_event(tmp_path / "w1") < first_tell
+    assert got[0][0] != run(tmp_path, "cold", 0)[0]  # told the reference: another search
+
+
+@pytest.mark.parametrize("crash_after", [1, 6])
+def test_a_killed_warm_started_run_resumes_to_the_same_search(tmp_path, crash_after):
+    whole, _ = run(tmp_path, "whole", 0, reference=True)
+    Shuffled.order_seed, Shuffled.crash_after = 1, crash_after
+    s = Study.create(space="nb201", strategy="evolution", evaluator="synthetic", budget=Budget(trials=24), seed=5,
+                     strategy_options={"population": 4, "sample_size": 2}, run_dir=tmp_path / "cut",
+                     executor="shuffled-test", workers=3)
+    with pytest.raises(KeyboardInterrupt):
+        s.run()
+    s.release()
+    Shuffled.order_seed, Shuffled.crash_after = 2, None
+    r = Study.resume(tmp_path / "cut")
+    summary = r.run()
+    assert {t.number: r.space.format(t.arch) for t in summary.trials} == whole
+    assert _reference_event(tmp_path / "cut") == _reference_event(tmp_path / "whole")

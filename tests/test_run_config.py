@@ -23,6 +23,7 @@ VALUES = {
     "--space-opt": ["channels=8"], "--strategy-opt": ["population=3"], "--executor": ["process"],
     "--workers": ["2"], "--threads": ["1"], "--address": ["auto"], "--retries": ["1"], "--trial-timeout": ["30"],
     "--scheduler": ["asha"], "--min-epochs": ["1"], "--eta": ["2"], "--reference": ["--no-reference"],
+    "--warm-start": ["--no-warm-start"],
 }
 NOT_RUN_OPTIONS = {"--out", "--resume", "--quiet", "--dashboard"}  # where the run lives, and what the screen shows
 

@@ -199,3 +199,51 @@ def test_bad_scheduler_settings_are_one_line(tmp_path):
         _asha_study(tmp_path, "a", scheduler="nope")
     with pytest.raises(UserError, match="bohb"):
         _asha_study(tmp_path, "b", scheduler="bohb", strategy="random")
+
+
+def test_the_reference_is_the_searchers_first_rung_observation(tmp_path):
+    """Warm start in a multi-fidelity search: the reference trains to the top rung, and the strategy is told
+    its result at the first rung (read off its learning curve), as it is told every trial's; never a trial."""
+    study = Study.create(space="macro", strategy="evolution", evaluator="train", budget=Budget(trials=3), seed=1,
+                         space_config=SPACE, evaluator_options={"epochs": 9, "data": "digits"},
+                         run_dir=tmp_path / "warm", scheduler="asha", min_epochs=1, eta=3,
+                         strategy_options={"population": 2, "sample_size": 2}, executor="inline")
+    s = study.run()
+    ref = s.reference
+    assert ref["status"] == "ok" and ref["fidelity"] == 9 and len(ref["curve"]) == 9
+    told = [o for o in study.strategy.history if o.trial is None]
+    assert [o.arch for o in told] == [study.space.reference()]
+    assert told[0].value == ref["curve"][0]["val_accuracy"] != ref["metrics"]["val_accuracy"]
+    assert ref["start_event"] is not None and len(s.trials) == 3  # an event, not a trial
+    cold = Study.create(space="macro", strategy="evolution", evaluator="train", budget=Budget(trials=3), seed=1,
+                        space_config=SPACE, evaluator_options={"epochs": 9, "data": "digits"},
+                        run_dir=tmp_path / "cold", scheduler="asha", min_epochs=1, eta=3,
+                        strategy_options={"population": 2, "sample_size": 2}, executor="inline",
+                        warm_start=False)
+    cold.run()
+    assert all(o.trial is not None for o in cold.strategy.history)
+    assert "start_event" not in cold.summary().reference
+
+
+@pytest.mark.parametrize("crash_after", [1, 4])
+def test_a_killed_warm_started_asha_search_resumes_to_the_same_search(tmp_path, crash_after):
+    """The reference's tell (at whatever point it arrived) is replayed in place on resume."""
+    from test_ask_order import Shuffled
+
+    def study(name, **kw):
+        return Study.create(space="macro", strategy="evolution", evaluator="train", budget=Budget(trials=5), seed=1,
+                            space_config=SPACE, evaluator_options={"epochs": 9, "data": "digits"},
+                            run_dir=tmp_path / name, scheduler="asha", min_epochs=1, eta=3,
+                            strategy_options={"population": 2, "sample_size": 2}, executor="shuffled-test",
+                            workers=1, **kw)
+    Shuffled.order_seed, Shuffled.crash_after = 0, None
+    whole = study("whole").run()
+    Shuffled.crash_after = crash_after
+    s = study("cut")
+    with pytest.raises(KeyboardInterrupt):
+        s.run()
+    s.release()
+    Shuffled.crash_after = None
+    r = Study.resume(tmp_path / "cut").run()
+    assert [(t.arch, t.fidelity, t.value) for t in r.trials] == [(t.arch, t.fidelity, t.value) for t in whole.trials]
+    assert r.reference["start_event"] == whole.reference["start_event"] is not None

@@ -40,8 +40,9 @@ def search(space: str = DEFAULTS["space"], strategy: str = DEFAULTS["strategy"],
     search epochs, then the derived architecture is trained ``train_epochs`` (default 10); ``workers`` > 1 runs
     the supernet search data-parallel. ``scheduler`` ('asha', 'hyperband', 'sh', 'bohb', 'median'; default 'fifo') trains black-box
     trials in rungs of ``min_epochs * eta**k`` epochs up to ``epochs``, promoting the best from their
-    checkpoints; ``reference`` also trains the space's hand-designed reference (``Run.versus_reference()``).
-    ``more``: the other :class:`RunConfig` fields (``constraints``, ``reference_point``, ``retries``,
+    checkpoints; ``reference`` also trains the space's hand-designed reference (``Run.versus_reference()``)
+    and, unless ``warm_start=False``, tells the strategy its result as a known-good first observation.
+    ``more``: the other :class:`RunConfig` fields (``warm_start``, ``constraints``, ``reference_point``, ``retries``,
     ``trial_timeout``, ``table``, ``metrics_tables``, ``hardware``, ``device``, ``latency_*``). An argument the
     run would not use is a one-line :class:`UserError`, never ignored.
     """

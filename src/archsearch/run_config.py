@@ -26,7 +26,8 @@ DEFAULTS = {"space": "macro", "strategy": "bo", "trials": 30, "seconds": 165.0, 
 DEFAULT_STRATEGY_OPTIONS = {"evolution": {"population": 8, "sample_size": 3}}
 #: The fields whose command-line flag is not ``--`` + the field's name with dashes.
 FLAGS = {"constraints": "--constraint", "metrics_tables": "--metrics-table", "space_config": "--space-opt",
-         "strategy_options": "--strategy-opt", "reference": "--no-reference"}
+         "strategy_options": "--strategy-opt", "reference": "--no-reference",
+         "warm_start": "--no-warm-start"}
 
 
 @dataclass
@@ -69,6 +70,7 @@ class RunConfig:
     min_epochs: int | None = None
     eta: int = 3
     reference: bool = True
+    warm_start: bool = True
 
     # ---- what was asked -------------------------------------------------------------------------------------
     @property
@@ -92,11 +94,14 @@ class RunConfig:
         groups: list[tuple[set[str], str]] = []
         if self.oneshot:
             groups.append(({"scheduler", "min_epochs", "eta", "retries", "trial_timeout", "reference_point",
-                            "metrics_tables", "hardware", "reference"},
+                            "metrics_tables", "hardware", "reference", "warm_start"},
                            f"{self.strategy} is a one-shot strategy (it trains one supernet, not trials)"))
         else:
             groups.append(({"train_epochs"}, f"{self.strategy} is a black-box strategy (each trial trains --epochs; "
                            "one-shot strategies train their derived architecture --train-epochs)"))
+        if not self.oneshot and not self.reference:
+            groups.append(({"warm_start"}, "it tells the strategy the reference's result, and --no-reference "
+                           "trains no reference"))
         if not self.oneshot and self.scheduler == "fifo":
             groups.append(({"eta"}, "it sets a multi-fidelity --scheduler (asha, hyperband, sh, bohb, median)"))
         if self.evaluator != "tabular":
@@ -275,7 +280,8 @@ class RunConfig:
                             objective=objective, run_dir=self.out, **self._execution(trials),
                             address=self.address, retries=self.retries,
                             trial_timeout=self.trial_timeout, scheduler=self.scheduler,
-                            min_epochs=self.min_epochs, eta=self.eta, reference=self.reference)
+                            min_epochs=self.min_epochs, eta=self.eta, reference=self.reference,
+                            warm_start=self.warm_start)
 
     def _execution(self, trials: int | None) -> dict[str, Any]:
         """Where a black-box search's trials run: as given; None: inline. ``"auto"`` (the CLI's default): with

@@ -4,7 +4,11 @@ directory alone.
 A scheduler (schedulers.py) decides whether a free worker starts a new trial or continues a paused one to the
 next rung; the strategy (the searcher) is told each trial once, at its first result. Constraints on costs known
 before training (params, FLOPs, a latency table's prediction) reject a candidate at ask time. Every search
-also trains the space's hand-designed reference with the same evaluator, seed and fidelity.
+also trains the space's hand-designed reference with the same evaluator, seed and fidelity, and (``warm_start``)
+tells the strategy its result as a known-good first observation, as Optuna's ``enqueue_trial`` seeds a study with
+a configuration a person chose: the reference is never a trial, so it is never "found", but the search starts
+from it. Its tell is an event of the ask/tell order like any other (stored with the reference), so a resumed
+search replays it in place; with results told in ask order it is told first, before any trial.
 
 Resume replays the stored ask/tell events into a fresh strategy built with the same seed (strategies are
 deterministic, so the replayed asks reproduce the stored architectures), rebuilds the scheduler from the stored
@@ -139,6 +143,7 @@ class Study:
     execution: dict[str, Any] = field(default_factory=lambda: {"name": "inline"})
     scheduling: dict[str, Any] = field(default_factory=lambda: {"name": "fifo"})
     reference: bool = False
+    warm_start: bool = False
     store: RunStore = field(init=False)
 
     # ---- construction -----------------------------------------------------------------------------------------
@@ -149,10 +154,11 @@ class Study:
                run_dir: str | Path | None = None, executor: str = "inline", workers: int | None = None,
                address: str | None = None, retries: int = 0, trial_timeout: float | None = None,
                threads: int | None = None, scheduler: str = "fifo", min_epochs: int | None = None,
-               eta: int = 3, reference: bool = True) -> "Study":
+               eta: int = 3, reference: bool = True, warm_start: bool = True) -> "Study":
         """``threads``: CPU threads of each worker (default: the cores shared out among the workers);
         ``scheduler``/``min_epochs``/``eta``: multi-fidelity scheduling (rungs of epochs up to the evaluator's
-        epochs); ``reference``: also train the space's hand-designed reference architecture."""
+        epochs); ``reference``: also train the space's hand-designed reference architecture; ``warm_start``: and tell
+        the strategy its result (the strategy's first observation; see the module's docstring)."""
         space_config, strategy_options = dict(space_config or {}), dict(strategy_options or {})
         evaluator_options = dict(evaluator_options or {})
         objective = objective or MetricObjective()
@@ -171,7 +177,8 @@ class Study:
         spec = EvaluatorSpec(space, space_config, evaluator, evaluator_options)
         run_dir = new_run_dir(run_dir, space, strategy)
         reference = bool(reference) and _reference_of(sp) is not None
-        study = cls(run_dir, sp, strat, spec, objective, budget, seed, execution, scheduling, reference)
+        warm_start = reference and bool(warm_start)
+        study = cls(run_dir, sp, strat, spec, objective, budget, seed, execution, scheduling, reference, warm_start)
         study._check_feasible()
         study.store, study.run_lock, _ = start_run(run_dir, {
             "space": {"name": space, "config": space_config},
@@ -179,6 +186,7 @@ class Study:
             "evaluator": {"name": evaluator, "options": evaluator_options},
             "objective": objective.config(), "budget": {"trials": budget.trials, "seconds": budget.seconds},
             "seed": seed, "executor": execution, "scheduler": scheduling, "reference": reference,
+            "warm_start": warm_start,
         })
         return study
 
@@ -193,7 +201,7 @@ class Study:
         budget = Budget(cfg["budget"]["trials"], cfg["budget"]["seconds"])
         study = cls(run_dir, sp, strat, spec, objective_from_config(cfg["objective"]), budget, cfg["seed"],
                     cfg.get("executor", {"name": "inline"}), cfg.get("scheduler", {"name": "fifo"}),
-                    bool(cfg.get("reference", False)))
+                    bool(cfg.get("reference", False)), bool(cfg.get("warm_start", False)))
         study._lock()
         study.store = RunStore(run_dir)
         return study
@@ -256,10 +264,15 @@ class Study:
         default: now."""
         loop = self._open_loop(on_trial, started)
         try:
-            if self.reference and self.store.get_meta("reference") is None and loop.time_left():
+            ref = self.store.get_meta("reference")
+            if self.reference and ref is None and loop.time_left():
                 ref_fid = None if not loop.sched.multi_fidelity else loop.sched.max_epochs
                 loop.executor.submit(loop.job(REFERENCE, _reference_of(self.space), trial_seed(self.seed, 0),
                                               ref_fid))
+                if self.warm_start and loop.lag:
+                    loop.untold.appendleft(REFERENCE)  # told first, whenever it finishes
+            elif self.warm_start and loop.lag and ref is not None and "start_event" not in ref:
+                loop.untold.appendleft(REFERENCE)  # finished, not yet told: no trial has been told either
             for rec in loop.requeue:
                 self.store.restart_trial(rec.number)
                 loop.executor.submit(loop.job(rec.number, rec.arch, rec.seed, rec.fidelity))
@@ -355,6 +368,12 @@ class Study:
                 if job is not None:
                     loop.untold.append(job.trial)
                     loop.queue.append(job)
+            if loop.untold and loop.untold[0] == REFERENCE:
+                if self.store.get_meta("reference") is None:
+                    break  # still training: every trial's tell waits for it
+                loop.untold.popleft()
+                self._tell_reference(loop)
+                continue
             if loop.untold and records[loop.untold[0]].done:
                 self._tell_stored(loop, records[loop.untold.popleft()])
                 continue
@@ -377,6 +396,8 @@ class Study:
         for jb, result in loop.executor.wait():
             if jb.trial == REFERENCE:
                 self._record_reference(jb, result)
+                if self.warm_start and not loop.lag:
+                    self._tell_reference(loop)
                 continue
             rec = loop.records[jb.trial]
             if result.retryable and loop.retried.get(rec.number, 0) < loop.retries:  # the worker died: run again
@@ -438,6 +459,31 @@ class Study:
             "value": s.value, "metrics": dict(result.metrics), "error": result.error,
             "fidelity": job.fidelity, "curve": result.curve})
 
+    def _tell_reference(self, loop: "_Loop") -> None:
+        """Tell the strategy the reference's result as its next event (a warm start), and store that event."""
+        ref = dict(self.store.get_meta("reference"))
+        obs = self._reference_observation(ref, loop.sched)
+        ref["start_event"] = None if obs is None else loop.event
+        self.store.set_meta("reference", ref)
+        if obs is not None:
+            loop.event += 1
+            self.strategy.tell(obs)
+
+    def _reference_observation(self, ref: dict[str, Any], sched: Scheduler) -> Observation | None:
+        """What the strategy is told of the reference: its result scored as a trial's would be; in a
+        multi-fidelity search its result at the first rung (read off its learning curve), which is what the
+        strategy is told of every trial. None when it has no result to tell (failed, stopped by the budget)."""
+        if ref.get("status") not in ("ok", "infeasible"):
+            return None
+        metrics = dict(ref.get("metrics") or {})
+        if sched.multi_fidelity:
+            point = next((c for c in ref.get("curve") or [] if c.get("epoch") == sched.levels[0]), None)
+            if point is None:
+                return None
+            metrics.update({k: v for k, v in point.items() if k not in ("epoch", "seconds")})
+        return observation(Architecture(ref["architecture"]), score(self.objective, Result(metrics=metrics)),
+                           metrics, None)
+
     @staticmethod
     def _observation(rec: TrialRecord) -> Observation:
         return observation(rec.arch, Score(rec.status, rec.value, rec.values), rec.metrics, rec.number)
@@ -450,10 +496,15 @@ class Study:
         first = {}
         for t, fid, value, _, metrics in rungs:
             first.setdefault(t, (fid, value, metrics))
-        events: list[tuple[int, str, TrialRecord]] = [(r.ask_event, "ask", r) for r in recs]
+        events: list[tuple[int, str, Any]] = [(r.ask_event, "ask", r) for r in recs]
         events += [(r.tell_event, "tell", r) for r in recs if r.tell_event is not None]
+        ref = self.store.get_meta("reference")
+        if self.warm_start and ref is not None and ref.get("start_event") is not None:
+            events.append((int(ref["start_event"]), "reference", self._reference_observation(ref, sched)))
         for _, kind, rec in sorted(events, key=lambda e: e[0]):
-            if kind == "ask":
+            if kind == "reference":
+                self.strategy.tell(rec)
+            elif kind == "ask":
                 asked = self.strategy.ask()
                 if asked != rec.arch:  # a strategy that is not replay-exact: keep the stored architecture pending
                     self.strategy.pending.pop(asked, None)
@@ -486,7 +537,10 @@ class Study:
     def _next_event(self) -> int:
         row = self.store.conn.execute("SELECT MAX(MAX(ask_event), COALESCE(MAX(tell_event), -1)) FROM trials")
         got = row.fetchone()[0]
-        return 0 if got is None else int(got) + 1
+        ref = self.store.get_meta("reference") or {}
+        got = max(-1 if got is None else int(got), int(ref.get("start_event") if ref.get("start_event") is not None
+                                                        else -1))
+        return got + 1
 
     # ---- outputs ----------------------------------------------------------------------------------------------
     def _write_best(self, best: TrialRecord, weights: dict[int, dict]) -> None:
@@ -575,8 +629,9 @@ class _Loop:
     def job(self, number: int, arch: Architecture, seed: int, fidelity: float | None) -> Job:
         if not getattr(self.evaluator, "resumable", False):
             return Job(number, arch, seed, fidelity)
-        multi = self.sched.multi_fidelity and number != REFERENCE
-        ckpt = str(self.study.run_dir / "checkpoints" / f"trial-{number}.pt") if multi else None
+        multi = self.sched.multi_fidelity  # (the reference too: its curve gives its first rung's result)
+        name = "reference.pt" if number == REFERENCE else f"trial-{number}.pt"
+        ckpt = str(self.study.run_dir / "checkpoints" / name) if multi else None
         return Job(number, arch, seed, fidelity, ckpt, self.deadline, self.sched.max_epochs if multi else None)
 
 

@@ -78,6 +78,9 @@ def search(
     reference: bool = typer.Option(True, "--reference/--no-reference", help="Also train the space's "
                                    "hand-designed reference architecture with the same evaluator, seed and "
                                    "fidelity, and compare the best found with it."),
+    warm_start: bool = typer.Option(True, "--warm-start/--no-warm-start", help="Tell the strategy the reference's "
+                                    "result as its first observation, a known-good start (the reference is never "
+                                    "counted as found); --no-warm-start: the search starts from nothing."),
     quiet: bool = typer.Option(False, help="No progress bar."),
     dashboard: bool = typer.Option(False, "--dashboard", help="Also serve the live web dashboard (127.0.0.1:8765, "
                                    "or a free port) over the run's folder while the search runs; prints its address."),
@@ -95,7 +98,7 @@ def search(
         strategy_options=parse_settings(strategy_opt, "strategy option"),
         executor=executor, workers=workers,
         threads=threads, address=address, retries=retries, trial_timeout=trial_timeout, scheduler=scheduler,
-        min_epochs=min_epochs, eta=eta, reference=reference)
+        min_epochs=min_epochs, eta=eta, reference=reference, warm_start=warm_start)
     if resume is not None:
         study = RunConfig.resume(resume, given=config.given(), cli=True)
     else:
@@ -146,7 +149,9 @@ def _run_with_progress(study, done0: int, quiet: bool):
     if b.seconds is None:
         columns[-1:] = [TextColumn("ETA"), TimeRemainingColumn()]
     if study.reference and not quiet:
-        err.print(f"reference (hand-designed): {study.space.format(study.space.reference())}")
+        err.print(f"reference (hand-designed): {study.space.format(study.space.reference())}"
+                  + (" (its result is the strategy's first observation; --no-warm-start: not)"
+                     if study.warm_start else ""))
     with Progress(*columns, console=err, disable=quiet, transient=False) as progress:
         task = progress.add_task("trials", total=total, completed=done0, best="-", left="")
 

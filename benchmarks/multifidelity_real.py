@@ -26,6 +26,8 @@ METHODS = {  # name -> search keywords (the default warm start: the strategy is 
     "asha bo": {"strategy": "bo", "scheduler": "asha", "epochs": 9, "min_epochs": 1, "eta": 3},
     "fixed-epoch random": {"strategy": "random", "scheduler": "fifo", "epochs": 6},
     "fixed-epoch bo, no warm start": {"strategy": "bo", "scheduler": "fifo", "epochs": 6, "warm_start": False},
+    "asha bo, first rung 1/3 epoch": {"strategy": "bo", "scheduler": "asha", "epochs": 9, "min_epochs": 1 / 3,
+                                      "eta": 3},
     "asha bo, no warm start": {"strategy": "bo", "scheduler": "asha", "epochs": 9, "min_epochs": 1, "eta": 3,
                                "warm_start": False},
 }

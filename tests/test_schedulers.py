@@ -107,7 +107,8 @@ def test_median_stopping_stops_below_the_median():
 def _asha_study(tmp_path, name="run", trials=9, strategy="random", **kw):
     return Study.create(space="macro", strategy=strategy, evaluator="train", budget=Budget(trials=trials), seed=1,
                         space_config=SPACE, evaluator_options={"epochs": 9, "data": "digits"}, run_dir=tmp_path / name,
-                        scheduler=kw.pop("scheduler", "asha"), min_epochs=1, eta=3, reference=False, **kw)
+                        scheduler=kw.pop("scheduler", "asha"), min_epochs=kw.pop("min_epochs", 1), eta=3,
+                        reference=False, **kw)
 
 
 def test_a_promoted_trial_continues_from_its_checkpoint_exactly(tmp_path):
@@ -247,3 +248,66 @@ def test_a_killed_warm_started_asha_search_resumes_to_the_same_search(tmp_path, 
     r = Study.resume(tmp_path / "cut").run()
     assert [(t.arch, t.fidelity, t.value) for t in r.trials] == [(t.arch, t.fidelity, t.value) for t in whole.trials]
     assert r.reference["start_event"] == whole.reference["start_event"] is not None
+
+
+def test_rungs_below_one_epoch():
+    assert rung_levels(1 / 3, 9, 3) == [1 / 3, 1, 3, 9]
+    assert rung_levels(0.33, 9, 3) == [1 / 3, 1, 3, 9]  # 1/eta**k down to the given minimum
+    assert rung_levels(0.1, 9, 3) == [1 / 9, 1 / 3, 1, 3, 9]
+    assert rung_levels(0.5, 6, 3) == [0.5, 1, 3, 6]  # above 1/eta: the minimum itself
+    with pytest.raises(UserError, match="above 0"):
+        rung_levels(0, 9, 3)
+    with pytest.raises(UserError, match="whole number"):
+        make_scheduler("median", 5, min_epochs=0.5)
+    s = make_scheduler("asha", 9, min_epochs=1 / 3)
+    s.started(0, 1 / 3)
+    s.report(0, 0.3333333333333333, (50.0, 0.0))
+    assert s.where[0] == (0, 0)
+
+
+def test_a_fraction_of_an_epoch_continues_mid_epoch_exactly():
+    """Trained to 1/3 of an epoch, saved, loaded into a fresh trainer and trained on to 2 epochs: the same model
+    as one call to 2 epochs (the epoch's batch order and the loss so far are in the checkpoint)."""
+    import torch
+
+    from archsearch.datasets import load_data
+    from archsearch.spaces import get_space
+    from archsearch.training.loop import TrainConfig, Trainer
+    data = load_data("digits")
+    sp = get_space("macro", **SPACE)
+    arch = sp.reference()
+
+    def trainer():
+        torch.manual_seed(0)
+        return Trainer(sp.build(arch, data.shape), data, TrainConfig(epochs=2), seed=0, horizon=2)
+    whole = trainer()
+    whole.train_until(2, validate=True)
+    part = trainer()
+    part.train_until(1 / 3, validate=True)
+    assert part.epoch == 0 and 0 < part.batch < -(-len(data.y_train) // 64)
+    assert part.history[-1]["epoch"] == pytest.approx(1 / 3)
+    import io
+    buf = io.BytesIO()
+    torch.save(part.state_dict(), buf)
+    buf.seek(0)
+    on = trainer()
+    on.load_state_dict(torch.load(buf, weights_only=True))
+    on.train_until(2, validate=True)
+    assert [h["epoch"] for h in on.history] == pytest.approx([1 / 3, 1, 2])
+    for a, b in zip(whole.model.state_dict().values(), on.model.state_dict().values()):
+        assert torch.equal(a, b)
+    assert on.train_loss == whole.train_loss
+    assert on.result().val_accuracy == whole.result().val_accuracy
+
+
+def test_asha_with_a_first_rung_of_a_third_of_an_epoch(tmp_path):
+    study = _asha_study(tmp_path, trials=9, min_epochs=0.33)
+    s = study.run()
+    assert {r.fidelity for r in s.trials} <= {1 / 3, 1, 3, 9}
+    assert sum(1 for r in s.trials if r.fidelity == 1 / 3) >= 5
+    top = max(s.trials, key=lambda r: r.fidelity)
+    assert s.rungs[top.number][0] == pytest.approx(1 / 3) and len(s.rungs[top.number]) >= 2
+    ev = EvaluatorSpec("macro", SPACE, "train", {"epochs": 9, "data": "digits"}).build()
+    fresh = ev.evaluate(top.arch, top.seed, top.fidelity, horizon=9)  # trained in one go
+    assert fresh.metrics["val_accuracy"] == top.metrics["val_accuracy"]
+    assert fresh.metrics["val_loss"] == pytest.approx(top.metrics["val_loss"], abs=1e-12)

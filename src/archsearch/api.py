@@ -26,7 +26,7 @@ def search(space: str = DEFAULTS["space"], strategy: str = DEFAULTS["strategy"],
            strategy_options: dict[str, Any] | None = None, evaluator_options: dict[str, Any] | None = None,
            train_epochs: int | None = None, workers: int | None = None, executor: str | None = None,
            address: str | None = None, threads: int | None = None, scheduler: str = "fifo",
-           min_epochs: int | None = None, eta: int = 3, reference: bool = True, **more: Any) -> "Run":
+           min_epochs: float | None = None, eta: int = 3, reference: bool = True, **more: Any) -> "Run":
     """Search ``space`` with ``strategy`` within the budget; returns the run (best, trials, model()).
 
     The same run as ``archsearch search`` with the same arguments (both are a :class:`RunConfig`): ``space`` is a

@@ -67,7 +67,7 @@ class RunConfig:
     retries: int = 0
     trial_timeout: float | None = None
     scheduler: str = "fifo"
-    min_epochs: int | None = None
+    min_epochs: float | None = None
     eta: int = 3
     reference: bool = True
     warm_start: bool = True

@@ -3,7 +3,9 @@
 The searcher / scheduler split of Syne Tune and Ray Tune: a black-box strategy (the *searcher*) proposes
 architectures; the *scheduler* decides whether a free worker starts a new trial at the lowest rung or continues
 a paused one to the next rung (a promoted trial continues from its checkpoint; it is never retrained). Rungs are
-epochs ``min_epochs * eta**k`` up to ``max_epochs``.
+epochs ``min_epochs * eta**k`` up to ``max_epochs``; a ``min_epochs`` below one epoch adds rungs of a fraction of
+an epoch, ``1/eta**k`` down to it (e.g. 1/3, 1, 3, 9: the first rung trains on a third of one pass over the
+data, the first batches of that epoch's shuffled order, and a promotion continues mid-epoch from there).
 
 * ``fifo``: every trial trains ``max_epochs`` (no early stopping; the behaviour before schedulers).
 * ``asha``: asynchronous successive halving (Li et al., MLSys 2020): promote a trial as soon as it is in the
@@ -39,17 +41,38 @@ Key = tuple[float, float]  # (value, -val_loss): larger is better
 class Decision:
     """Start a new trial (``trial`` None) or continue ``trial``, training it to ``fidelity`` epochs."""
 
-    fidelity: int
+    fidelity: float
     trial: int | None = None
     bracket: int = 0
 
 
-def rung_levels(min_epochs: int, max_epochs: int, eta: int) -> list[int]:
-    """``min_epochs * eta**k`` below ``max_epochs``, then ``max_epochs`` itself."""
+def epochs_value(x: float) -> float:
+    """A fidelity as stored and compared: a whole number of epochs as an int, a fraction as a float."""
+    x = float(x)
+    return int(round(x)) if abs(x - round(x)) < 1e-9 else x
+
+
+def epochs_text(x: float) -> str:
+    """Epochs for the screen: '9', '1/3' (a rung below one epoch), '0.5'."""
+    x = float(x)
+    if 0 < x < 1 and abs(1 / x - round(1 / x)) < 1e-6:
+        return f"1/{round(1 / x)}"
+    return f"{x:.3g}"
+
+
+def rung_levels(min_epochs: float, max_epochs: int, eta: int) -> list[float]:
+    """``min_epochs * eta**k`` below ``max_epochs``, then ``max_epochs`` itself; a ``min_epochs`` below 1: the
+    fractions ``1/eta**k`` down to it (``min_epochs`` itself when it is above ``1/eta``), then the rungs from 1."""
     if eta < 2:
         raise UserError(f"the reduction factor eta must be at least 2, got {eta}")
-    if not 1 <= min_epochs <= max_epochs:
-        raise UserError(f"--min-epochs must be between 1 and --epochs ({max_epochs}), got {min_epochs}")
+    if not 0 < min_epochs <= max_epochs:
+        raise UserError(f"--min-epochs must be above 0 and at most --epochs ({max_epochs}), got {min_epochs:g}")
+    if min_epochs < 1:
+        below, k = [], 1
+        while eta ** -k >= min_epochs * (1 - 1e-6):
+            below.insert(0, eta ** -k)
+            k += 1
+        return (below or [float(min_epochs)]) + rung_levels(1, max_epochs, eta)
     levels, r = [], float(min_epochs)
     while round(r) < max_epochs:
         if not levels or round(r) > levels[-1]:
@@ -81,13 +104,23 @@ class Scheduler:
     max_promotions = 0
 
     def __init__(self, max_epochs: int, min_epochs: int = 1, eta: int = 3, seed: int = 0):
-        self.max_epochs, self.min_epochs, self.eta, self.seed = int(max_epochs), int(min_epochs), int(eta), seed
+        self.max_epochs, self.eta, self.seed = int(max_epochs), int(eta), seed
+        self.min_epochs = epochs_value(min_epochs)
         self.levels = self._levels()
         self.where: dict[int, tuple[int, int]] = {}  # trial -> (bracket, rung index it is running/at)
         self.failed: set[int] = set()
 
-    def _levels(self) -> list[int]:
+    def _levels(self) -> list[float]:
         return [self.max_epochs]
+
+    def rung(self, fidelity: float, default: int | None = None) -> int:
+        """The index of the rung at ``fidelity`` epochs (``default`` when none is; else ValueError)."""
+        for k, level in enumerate(self.levels):
+            if abs(level - float(fidelity)) < 1e-6:
+                return k
+        if default is None:
+            raise ValueError(f"no rung at {fidelity:g} epochs (rungs: {self.levels})")
+        return default
 
     def config(self) -> dict:
         return {"name": self.name, "max_epochs": self.max_epochs, "min_epochs": self.min_epochs, "eta": self.eta}
@@ -100,11 +133,11 @@ class Scheduler:
         """What a free worker does now; ``number``: the number a new trial would get. None: nothing (wait)."""
         return Decision(self.max_epochs) if can_start_new else None
 
-    def started(self, trial: int, fidelity: int, bracket: int = 0) -> None:
+    def started(self, trial: int, fidelity: float, bracket: int = 0) -> None:
         """``trial`` runs to ``fidelity`` (called for new, promoted and re-queued trials)."""
-        self.where[trial] = (bracket, self.levels.index(int(fidelity)) if int(fidelity) in self.levels else 0)
+        self.where[trial] = (bracket, self.rung(fidelity, 0))
 
-    def report(self, trial: int, fidelity: int, key: Key) -> None:
+    def report(self, trial: int, fidelity: float, key: Key) -> None:
         """``trial`` finished the rung at ``fidelity`` epochs with ``key``."""
 
     def fail(self, trial: int) -> None:
@@ -124,7 +157,7 @@ class ASHA(Scheduler):
         super().__init__(*args, **kwargs)
         self.brackets: dict[int, _Bracket] = {}
 
-    def _levels(self) -> list[int]:
+    def _levels(self) -> list[float]:
         return rung_levels(self.min_epochs, self.max_epochs, self.eta)
 
     def _bracket(self, b: int) -> _Bracket:
@@ -132,17 +165,17 @@ class ASHA(Scheduler):
             self.brackets[b] = _Bracket(start=b)
         return self.brackets[b]
 
-    def started(self, trial: int, fidelity: int, bracket: int = 0) -> None:
-        k = self.levels.index(int(fidelity))
+    def started(self, trial: int, fidelity: float, bracket: int = 0) -> None:
+        k = self.rung(fidelity)
         br = self._bracket(bracket)
         br.trials.add(trial)
         if trial in self.where and self.where[trial][1] < k:  # a promotion (also when replayed)
             br.promoted.setdefault(self.where[trial][1], set()).add(trial)
         self.where[trial] = (bracket, k)
 
-    def report(self, trial: int, fidelity: int, key: Key) -> None:
+    def report(self, trial: int, fidelity: float, key: Key) -> None:
         b, _ = self.where.get(trial, (0, 0))
-        k = self.levels.index(int(fidelity))
+        k = self.rung(fidelity)
         self._bracket(b).results.setdefault(k, {})[trial] = key
         self.where[trial] = (b, k)
 
@@ -194,7 +227,7 @@ class SuccessiveHalving(ASHA):
         self.round_size = self.eta ** (len(self.levels) - 1)
         self.round_of: dict[int, int] = {}
 
-    def started(self, trial: int, fidelity: int, bracket: int = 0) -> None:
+    def started(self, trial: int, fidelity: float, bracket: int = 0) -> None:
         self.round_of.setdefault(trial, bracket)
         super().started(trial, fidelity, bracket)
 
@@ -250,16 +283,17 @@ class MedianStopping(Scheduler):
         self.at: dict[int, dict[int, Key]] = {}  # epoch -> trial -> key
         self.go_on: list[tuple[int, int]] = []  # (trial, next fidelity) to continue at once
 
-    def _levels(self) -> list[int]:
-        if not 1 <= self.min_epochs <= self.max_epochs:
-            raise UserError(f"--min-epochs must be between 1 and --epochs ({self.max_epochs}), got {self.min_epochs}")
+    def _levels(self) -> list[float]:
+        if not 1 <= self.min_epochs <= self.max_epochs or not isinstance(self.min_epochs, int):
+            raise UserError(f"--scheduler median looks after every whole epoch: --min-epochs must be a whole number "
+                            f"between 1 and --epochs ({self.max_epochs}), got {self.min_epochs:g}")
         return list(range(self.min_epochs, self.max_epochs + 1))
 
-    def started(self, trial: int, fidelity: int, bracket: int = 0) -> None:
+    def started(self, trial: int, fidelity: float, bracket: int = 0) -> None:
         self.go_on = [g for g in self.go_on if g[0] != trial]
         super().started(trial, fidelity, bracket)
 
-    def report(self, trial: int, fidelity: int, key: Key) -> None:
+    def report(self, trial: int, fidelity: float, key: Key) -> None:
         others = [v for t, v in self.at.get(int(fidelity), {}).items() if t != trial]
         self.at.setdefault(int(fidelity), {})[trial] = key
         if int(fidelity) >= self.max_epochs:
@@ -280,5 +314,5 @@ for _cls in (Scheduler, ASHA, SuccessiveHalving, Hyperband, BOHB, MedianStopping
     SCHEDULERS.register(_cls.name)(_cls)
 
 
-def make_scheduler(name: str, max_epochs: int, min_epochs: int = 1, eta: int = 3, seed: int = 0) -> Scheduler:
+def make_scheduler(name: str, max_epochs: int, min_epochs: float = 1, eta: int = 3, seed: int = 0) -> Scheduler:
     return SCHEDULERS.get(name)(max_epochs, min_epochs=min_epochs, eta=eta, seed=seed)

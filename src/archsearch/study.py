@@ -33,7 +33,7 @@ from .objective import MetricObjective, Score, objective_from_config
 from .result import Observation, Result
 from .space import Architecture, SearchSpace
 from .spaces import get_space
-from .schedulers import Scheduler, make_scheduler
+from .schedulers import Scheduler, epochs_value, make_scheduler
 from .rundir import BEST_JSON, BEST_WEIGHTS, atomic_save, default_run_dir, new_run_dir, read_config, start_run, write_best  # noqa: F401 (re-exported)
 from .runlock import acquire
 from .storage import RUNNING, RunStore, TrialRecord
@@ -109,7 +109,7 @@ def check_execution(executor: str, workers: int | None, address: str | None, ret
     return out
 
 
-def check_scheduler(name: str, evaluator: str, evaluator_options: dict[str, Any], min_epochs: int | None,
+def check_scheduler(name: str, evaluator: str, evaluator_options: dict[str, Any], min_epochs: float | None,
                     eta: int, objective: Any, strategy: str) -> dict[str, Any]:
     """The scheduler settings a run stores (``fifo`` with no options is today's fixed-epoch search)."""
     if name == "fifo":
@@ -126,7 +126,7 @@ def check_scheduler(name: str, evaluator: str, evaluator_options: dict[str, Any]
         raise UserError(f"--scheduler bohb is Hyperband with the bo searcher; got --strategy {strategy} "
                         "(use --scheduler hyperband for other strategies)")
     max_epochs = int(evaluator_options.get("epochs", 10))
-    cfg = {"name": name, "max_epochs": max_epochs, "min_epochs": int(min_epochs or 1), "eta": int(eta)}
+    cfg = {"name": name, "max_epochs": max_epochs, "min_epochs": epochs_value(min_epochs or 1), "eta": int(eta)}
     make_scheduler(name, max_epochs, cfg["min_epochs"], cfg["eta"])  # a fidelity out of range fails here
     return cfg
 
@@ -444,7 +444,7 @@ class Study:
         rec.finished = time.time()
         if sched.multi_fidelity:
             if rung is not None:
-                sched.report(rec.number, int(fidelity), (float(value), tiebreak))
+                sched.report(rec.number, float(fidelity), (float(value), tiebreak))
             else:
                 sched.fail(rec.number)
         if first:
@@ -477,7 +477,8 @@ class Study:
             return None
         metrics = dict(ref.get("metrics") or {})
         if sched.multi_fidelity:
-            point = next((c for c in ref.get("curve") or [] if c.get("epoch") == sched.levels[0]), None)
+            point = next((c for c in ref.get("curve") or [] if abs(c.get("epoch", -1) - sched.levels[0]) < 1e-6),
+                         None)
             if point is None:
                 return None
             metrics.update({k: v for k, v in point.items() if k not in ("epoch", "seconds")})
@@ -523,13 +524,13 @@ class Study:
         brackets = self.store.brackets()
         started: set[int] = set()
         for t, fid, value, tiebreak, _ in rungs:
-            if t not in started or sched.where.get(t, (0, -1))[1] < sched.levels.index(int(fid)):
-                sched.started(t, int(fid), brackets.get(t, 0))
+            if t not in started or sched.where.get(t, (0, -1))[1] < sched.rung(fid):
+                sched.started(t, float(fid), brackets.get(t, 0))
                 started.add(t)
-            sched.report(t, int(fid), (float(value), float(tiebreak or 0.0)))
+            sched.report(t, float(fid), (float(value), float(tiebreak or 0.0)))
         for r in recs:
             if r.status == RUNNING and r.fidelity is not None:
-                sched.started(r.number, int(r.fidelity), brackets.get(r.number, 0))
+                sched.started(r.number, float(r.fidelity), brackets.get(r.number, 0))
             elif r.status in ("failed", "stopped"):
                 sched.where.setdefault(r.number, (brackets.get(r.number, 0), 0))
                 sched.fail(r.number)

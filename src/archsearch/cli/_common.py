@@ -13,6 +13,7 @@ from typing import Any, List
 from rich.console import Console
 
 from ..errors import UserError
+from ..schedulers import epochs_text
 
 console = Console()
 err = Console(stderr=True)
@@ -60,7 +61,7 @@ def print_best(summary, space) -> None:
     val, test = b.metrics.get("val_accuracy"), b.metrics.get("test_accuracy")
     console.print(f"val accuracy {pct(val)}  test accuracy {pct(test)}"
                   + (f"  params {int(b.metrics['params']):,}" if "params" in b.metrics else "")
-                  + (f"  ({b.fidelity:g} epochs)" if b.fidelity else ""))
+                  + (f"  ({epochs_text(b.fidelity)} epochs)" if b.fidelity else ""))
     line = reference_line(summary)
     if line:
         console.print(line)

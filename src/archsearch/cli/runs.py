@@ -12,6 +12,7 @@ from rich.table import Table
 
 from ..api import DEFAULTS
 from ..errors import UserError
+from ..schedulers import epochs_text
 from ._common import console, num, parse_settings, pct, print_best
 
 
@@ -132,8 +133,8 @@ def _curve_text(summary, r) -> str:
     curve = summary.curves.get(r.number, [])
     epochs = r.metrics.get("epochs") or (curve[-1]["epoch"] if curve else None)
     rungs = summary.rungs.get(r.number)
-    text = "-" if epochs is None else f"{epochs:g}"
-    return text + (f" ({'>'.join(f'{f:g}' for f in rungs)})" if rungs and len(rungs) > 1 else "")
+    text = "-" if epochs is None else epochs_text(epochs)
+    return text + (f" ({'>'.join(epochs_text(f) for f in rungs)})" if rungs and len(rungs) > 1 else "")
 
 
 def register(app: typer.Typer) -> None:

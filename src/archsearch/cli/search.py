@@ -72,8 +72,9 @@ def search(
     scheduler: str = typer.Option("fifo", help="Multi-fidelity scheduler: fifo (every trial trains --epochs), "
                                   "asha, hyperband, sh (successive halving), bohb (Hyperband + bo), median "
                                   "(median stopping). Rungs of epochs min-epochs*eta^k up to --epochs."),
-    min_epochs: Optional[int] = typer.Option(None, "--min-epochs", help="Scheduler: epochs of the first rung "
-                                             "(default 1)."),
+    min_epochs: Optional[float] = typer.Option(None, "--min-epochs", help="Scheduler: epochs of the first rung "
+                                               "(default 1; below 1, e.g. 0.33: rungs of a fraction of an epoch, "
+                                               "1/eta^k down to it)."),
     eta: int = typer.Option(3, help="Scheduler: reduction factor (the top 1/eta of a rung is promoted)."),
     reference: bool = typer.Option(True, "--reference/--no-reference", help="Also train the space's "
                                    "hand-designed reference architecture with the same evaluator, seed and "

@@ -2,6 +2,7 @@
 fidelity), report val accuracy (the search signal), test accuracy (reporting only), parameters and seconds."""
 from __future__ import annotations
 
+import math
 import os
 import traceback
 from pathlib import Path
@@ -78,7 +79,7 @@ class TrainingEvaluator:
         its partial curve); ``horizon``: the epochs the LR schedule spans (the scheduler's largest rung)."""
         cfg = self.train_cfg
         if fidelity is not None:
-            cfg = TrainConfig(**{**asdict(cfg), "epochs": max(1, int(round(fidelity)))})
+            cfg = TrainConfig(**{**asdict(cfg), "epochs": max(1, math.ceil(float(fidelity) - 1e-9))})
         horizon_epochs = None if horizon is None else max(cfg.epochs, int(round(horizon)))
         trainer = None
         try:
@@ -91,7 +92,8 @@ class TrainingEvaluator:
                 if checkpoint is not None and Path(checkpoint).exists():
                     trainer.load_state_dict(safe_load(checkpoint))
                 save = None if checkpoint is None else (lambda _rec: _save(trainer.state_dict(), checkpoint))
-                trainer.train_until(cfg.epochs, deadline=deadline, validate=checkpoint is not None, on_epoch=save)
+                trainer.train_until(cfg.epochs if fidelity is None else float(fidelity), deadline=deadline,
+                                    validate=checkpoint is not None, on_epoch=save)
                 tr = trainer.result()
             hardware.update(self.hardware.latency(model, self.data.shape))
         except BudgetExhausted as e:
@@ -104,7 +106,8 @@ class TrainingEvaluator:
             where = f" at {tb[-1].filename.rsplit('/', 1)[-1]}:{tb[-1].lineno}" if tb else ""
             return Result.failure(f"{type(e).__name__}: {e}{where}")
         metrics = {"val_accuracy": tr.val_accuracy, "test_accuracy": tr.test_accuracy, "params": float(params),
-                   "train_seconds": tr.train_seconds, "epochs": float(cfg.epochs), "train_loss": tr.train_loss,
+                   "train_seconds": tr.train_seconds,
+                   "epochs": float(cfg.epochs if fidelity is None else fidelity), "train_loss": tr.train_loss,
                    "val_loss": tr.val_loss, **hardware}
         from ..datasets.text import TextDataset, language_model_metrics
         if isinstance(self.data, TextDataset):  # language models: val/test perplexity (lower is better)

@@ -134,26 +134,40 @@ class Trainer:
             self.opt, (lambda s: 0.5 * (1 + math.cos(math.pi * s / total))) if cfg.schedule == "cosine"
             else (lambda s: 1.0))
         self.gen = torch.Generator().manual_seed(seed)
-        self.epoch = 0
+        self.epoch = 0  # whole epochs done
+        self.batch = 0  # batches done of the epoch under way (a fidelity of a fraction of an epoch stops there)
+        self.perm = torch.empty(0, dtype=torch.long)  # that epoch's batch order
+        self.loss_sum, self.loss_n = 0.0, 0  # that epoch's training loss so far
         self.history: list[dict[str, float]] = []
         self.seconds = 0.0
         self.train_loss = float("nan")
+        self._val: tuple | None = None  # (epoch, batch, val accuracy, val loss) last measured
 
-    def train_until(self, epochs: int, deadline: float | None = None, validate: bool = False,
+    def train_until(self, epochs: float, deadline: float | None = None, validate: bool = False,
                     on_epoch: Callable[[dict[str, float]], None] | None = None) -> None:
-        """Train epochs ``self.epoch + 1 .. epochs``; ``deadline`` (``time.time()``) is checked before every batch
-        (BudgetExhausted); ``validate``: val accuracy and loss after every epoch (the learning curve)."""
+        """Train to ``epochs`` (from where it is); a fraction of an epoch trains the first batches of that epoch's
+        shuffled order, and a later call goes on from the next batch, exactly as one call would have.
+        ``deadline`` (``time.time()``) is checked before every batch (BudgetExhausted); ``validate``: val accuracy
+        and loss after every epoch and where it stops (the learning curve)."""
         x_train, y_train = self.data.x_train.to(self.dev), self.data.y_train.to(self.dev)
         bs = self.cfg.batch_size
-        while self.epoch < epochs:
+        nb = max(1, math.ceil(self.n / bs))
+        whole = int(math.floor(epochs + 1e-9))
+        part = int(round((epochs - whole) * nb))
+        if part >= nb:
+            whole, part = whole + 1, 0
+        while (self.epoch, self.batch) < (whole, part):
             t0 = time.perf_counter()
             self.model.train()
-            perm = torch.randperm(self.n, generator=self.gen).to(self.dev)
-            loss_sum, loss_n = 0.0, 0
-            for i in range(0, self.n, bs):
+            if self.batch == 0:
+                self.perm = torch.randperm(self.n, generator=self.gen)
+                self.loss_sum, self.loss_n = 0.0, 0
+            perm = self.perm.to(self.dev)
+            stop = nb if self.epoch < whole else part
+            for b in range(self.batch, stop):
                 if deadline is not None and time.time() >= deadline:
                     raise BudgetExhausted(self.epoch, list(self.history))
-                idx = perm[i:i + bs]
+                idx = perm[b * bs:(b + 1) * bs]
                 if len(idx) < 2 and self.n > 1:  # BatchNorm cannot train on one sample
                     continue
                 out = self.model(to_layout(x_train[idx], self.last))
@@ -161,14 +175,17 @@ class Trainer:
                 if isinstance(out, (tuple, list)) and len(out) > 1 and out[1] is not None:
                     loss = loss + 0.4 * F.cross_entropy(out[1], y_train[idx], label_smoothing=self.cfg.label_smoothing)
                 optimizer_step(loss, self.opt, self.sched, self.params, self.cfg.grad_clip, self.epoch)
-                loss_sum += float(loss.detach()) * len(idx)
-                loss_n += len(idx)
-            self.epoch += 1
-            self.train_loss = loss_sum / max(1, loss_n)
-            rec = {"epoch": self.epoch, "train_loss": self.train_loss}
+                self.loss_sum += float(loss.detach()) * len(idx)
+                self.loss_n += len(idx)
+            self.batch = stop
+            if self.batch >= nb:
+                self.epoch, self.batch = self.epoch + 1, 0
+            self.train_loss = self.loss_sum / max(1, self.loss_n)
+            rec = {"epoch": self.epoch if self.batch == 0 else float(epochs), "train_loss": self.train_loss}
             if validate or on_epoch is not None:
                 rec["val_accuracy"], rec["val_loss"] = accuracy_and_loss(self.model, self.data.x_val,
                                                                          self.data.y_val, device=self.dev)
+                self._val = (self.epoch, self.batch, rec["val_accuracy"], rec["val_loss"])
             self.seconds += time.perf_counter() - t0
             rec["seconds"] = self.seconds
             self.history.append(rec)
@@ -176,7 +193,10 @@ class Trainer:
                 on_epoch(rec)
 
     def result(self) -> TrainResult:
-        val, val_loss = accuracy_and_loss(self.model, self.data.x_val, self.data.y_val, device=self.dev)
+        if self._val is not None and self._val[:2] == (self.epoch, self.batch):  # measured where it stopped
+            val, val_loss = self._val[2:]
+        else:
+            val, val_loss = accuracy_and_loss(self.model, self.data.x_val, self.data.y_val, device=self.dev)
         test = accuracy(self.model, self.data.x_test, self.data.y_test, device=self.dev)
         return TrainResult(val, test, self.train_loss, self.seconds, self.epoch, self.history, val_loss)
 
@@ -184,7 +204,8 @@ class Trainer:
         return {"model": self.model.state_dict(), "optimizer": self.opt.state_dict(),
                 "scheduler": self.sched.state_dict(), "generator": self.gen.get_state(),
                 "rng": torch.get_rng_state(), "epoch": self.epoch, "seconds": self.seconds,
-                "train_loss": self.train_loss, "history": [dict(h) for h in self.history]}
+                "train_loss": self.train_loss, "history": [dict(h) for h in self.history],
+                "batch": self.batch, "perm": self.perm, "loss_sum": self.loss_sum, "loss_n": self.loss_n}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.model.load_state_dict(state["model"])
@@ -195,6 +216,9 @@ class Trainer:
         self.epoch, self.seconds = int(state["epoch"]), float(state["seconds"])
         self.train_loss = float(state["train_loss"])
         self.history = [dict(h) for h in state["history"]]
+        self.batch = int(state.get("batch", 0))  # (checkpoints written before fractions of an epoch: 0)
+        self.perm = state.get("perm", torch.empty(0, dtype=torch.long))
+        self.loss_sum, self.loss_n = float(state.get("loss_sum", 0.0)), int(state.get("loss_n", 0))
 
 
 def train_model(model: nn.Module, data: Dataset, cfg: TrainConfig, seed: int = 0, device: str | None = None,

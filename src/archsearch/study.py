@@ -153,7 +153,7 @@ class Study:
                evaluator_options: dict | None = None, objective: MetricObjective | None = None,
                run_dir: str | Path | None = None, executor: str = "inline", workers: int | None = None,
                address: str | None = None, retries: int = 0, trial_timeout: float | None = None,
-               threads: int | None = None, scheduler: str = "fifo", min_epochs: int | None = None,
+               threads: int | None = None, scheduler: str = "fifo", min_epochs: float | None = None,
                eta: int = 3, reference: bool = True, warm_start: bool = True) -> "Study":
         """``threads``: CPU threads of each worker (default: the cores shared out among the workers);
         ``scheduler``/``min_epochs``/``eta``: multi-fidelity scheduling (rungs of epochs up to the evaluator's

@@ -264,7 +264,7 @@ class Study:
         default: now."""
         loop = self._open_loop(on_trial, started)
         try:
-            ref = self.store.get_meta("reference")
+            ref = loop.reference = self.store.get_meta("reference")
             if self.reference and ref is None and loop.time_left():
                 ref_fid = None if not loop.sched.multi_fidelity else loop.sched.max_epochs
                 loop.executor.submit(loop.job(REFERENCE, _reference_of(self.space), trial_seed(self.seed, 0),
@@ -369,7 +369,7 @@ class Study:
                     loop.untold.append(job.trial)
                     loop.queue.append(job)
             if loop.untold and loop.untold[0] == REFERENCE:
-                if self.store.get_meta("reference") is None:
+                if loop.reference is None:
                     break  # still training: every trial's tell waits for it
                 loop.untold.popleft()
                 self._tell_reference(loop)
@@ -395,7 +395,7 @@ class Study:
         the best's weights, and report progress."""
         for jb, result in loop.executor.wait():
             if jb.trial == REFERENCE:
-                self._record_reference(jb, result)
+                loop.reference = self._record_reference(jb, result)
                 if self.warm_start and not loop.lag:
                     self._tell_reference(loop)
                 continue
@@ -451,20 +451,23 @@ class Study:
             self.strategy.tell(self._observation(rec))
         return rec
 
-    def _record_reference(self, job: Job, result: Result) -> None:
+    def _record_reference(self, job: Job, result: Result) -> dict[str, Any]:
+        """Store the reference's result in the run's meta; return what was stored."""
         s = score(self.objective, result)
         arch = job.arch
-        self.store.set_meta("reference", {
-            "architecture": arch.to_dict(), "text": self.space.format(arch), "status": s.status,
-            "value": s.value, "metrics": dict(result.metrics), "error": result.error,
-            "fidelity": job.fidelity, "curve": result.curve})
+        ref = {"architecture": arch.to_dict(), "text": self.space.format(arch), "status": s.status,
+               "value": s.value, "metrics": dict(result.metrics), "error": result.error,
+               "fidelity": job.fidelity, "curve": result.curve}
+        self.store.set_meta("reference", ref)
+        return ref
 
     def _tell_reference(self, loop: "_Loop") -> None:
         """Tell the strategy the reference's result as its next event (a warm start), and store that event."""
-        ref = dict(self.store.get_meta("reference"))
+        ref = dict(loop.reference)
         obs = self._reference_observation(ref, loop.sched)
         ref["start_event"] = None if obs is None else loop.event
         self.store.set_meta("reference", ref)
+        loop.reference = ref
         if obs is not None:
             loop.event += 1
             self.strategy.tell(obs)
@@ -477,8 +480,7 @@ class Study:
             return None
         metrics = dict(ref.get("metrics") or {})
         if sched.multi_fidelity:
-            point = next((c for c in ref.get("curve") or [] if abs(c.get("epoch", -1) - sched.levels[0]) < 1e-6),
-                         None)
+            point = next((c for c in ref.get("curve") or [] if sched.rung(c.get("epoch", -1), -1) == 0), None)
             if point is None:
                 return None
             metrics.update({k: v for k, v in point.items() if k not in ("epoch", "seconds")})
@@ -615,6 +617,7 @@ class _Loop:
     lag: int = 0  # results told in ask order: at most this many trained trials wait for their tell (0: arrival)
     untold: deque = field(default_factory=deque)  # trained trials asked and not yet told, in ask order
     queue: deque = field(default_factory=deque)  # jobs asked ahead, waiting for a free worker
+    reference: dict[str, Any] | None = None  # the reference's stored result, once it has one
 
     def elapsed(self) -> float:
         return self.elapsed0 + time.perf_counter() - self.t0

@@ -219,6 +219,7 @@ class Trainer:
         self.batch = int(state.get("batch", 0))  # (checkpoints written before fractions of an epoch: 0)
         self.perm = state.get("perm", torch.empty(0, dtype=torch.long))
         self.loss_sum, self.loss_n = float(state.get("loss_sum", 0.0)), int(state.get("loss_n", 0))
+        self._val = None  # measured on the model before the load
 
 
 def train_model(model: nn.Module, data: Dataset, cfg: TrainConfig, seed: int = 0, device: str | None = None,

@@ -52,6 +52,22 @@ def test_asha_promotes_the_top_third_as_soon_as_it_can():
     assert s.next(False, 3) is None  # no new trials allowed and nothing to promote: wait
 
 
+def test_asha_promotes_at_most_a_third_of_a_rung_when_proposals_keep_improving():
+    """An improving searcher: every new trial is the best so far, so the top-1/eta rule alone would promote
+    each one; the quota keeps the promoted share of the rung at floor(n/eta)."""
+    s = ASHA(9, min_epochs=1, eta=3)
+    promoted = []
+    for t in range(30):
+        s.started(t, 1)
+        s.report(t, 1, (float(t), 0.0))
+        while (d := s.next(False, t + 1)) is not None:
+            promoted.append(d.trial)
+            s.started(d.trial, d.fidelity, d.bracket)
+        assert len([p for p in promoted]) <= (t + 1) // 3
+    assert len(promoted) == 10 and promoted[-1] == 29  # the latest, best trial still goes on
+    assert promoted[:3] == [2, 5, 8]
+
+
 def test_asha_never_promotes_a_failed_trial_and_breaks_ties_by_loss():
     s = ASHA(9, min_epochs=1, eta=3)
     for t, key in enumerate([(50.0, -0.9), (50.0, -0.1), (10.0, 0.0)]):
@@ -311,3 +327,22 @@ def test_asha_with_a_first_rung_of_a_third_of_an_epoch(tmp_path):
     fresh = ev.evaluate(top.arch, top.seed, top.fidelity, horizon=9)  # trained in one go
     assert fresh.metrics["val_accuracy"] == top.metrics["val_accuracy"]
     assert fresh.metrics["val_loss"] == pytest.approx(top.metrics["val_loss"], abs=1e-12)
+
+
+def test_a_promotion_the_seconds_budget_cannot_finish_is_not_started():
+    """At 4 s an epoch so far, 90 s into a 100 s budget: on to 3 epochs fits (8 s more), on to 9 does not."""
+    from types import SimpleNamespace
+
+    from archsearch.space import Architecture
+    from archsearch.storage import TrialRecord
+    from archsearch.study import _Loop
+
+    rec = TrialRecord(0, Architecture({"a": 1}), "ok", 0, metrics={"epochs": 1.0, "train_seconds": 4.0})
+    loop = SimpleNamespace(study=SimpleNamespace(budget=Budget(seconds=100)), elapsed=lambda: 90.0)
+    assert _Loop.fits(loop, rec, 3) and not _Loop.fits(loop, rec, 9)
+    loop.study.budget = Budget(trials=5)  # no seconds budget: every promotion fits
+    assert _Loop.fits(loop, rec, 9)
+    s = ASHA(9, min_epochs=1, eta=3)
+    _feed(s, [10.0, 30.0, 20.0])
+    s.fail(1)  # what the study does with a promotion that does not fit: the next worker starts a new trial
+    assert s.next(True, 3).trial is None

@@ -9,7 +9,8 @@ data, the first batches of that epoch's shuffled order, and a promotion continue
 
 * ``fifo``: every trial trains ``max_epochs`` (no early stopping; the behaviour before schedulers).
 * ``asha``: asynchronous successive halving (Li et al., MLSys 2020): promote a trial as soon as it is in the
-  top ``1/eta`` of its rung, else start a new one — no barrier, so workers never wait.
+  top ``1/eta`` of its rung (and at most ``1/eta`` of the rung's results are promoted), else start a new one —
+  no barrier, so workers never wait.
 * ``sh``: synchronous successive halving (Jamieson & Talwalkar, AISTATS 2016; Karnin et al. 2013): rounds of
   ``eta**K`` trials; a rung is promoted once all its trials have reported.
 * ``hyperband``: asynchronous Hyperband (Li et al., JMLR 2018; the bracketed ASHA of Li et al. 2020): each new
@@ -91,8 +92,18 @@ class _Bracket:
     trials: set[int] = field(default_factory=set)
 
     def candidates(self, k: int, eta: int) -> list[int]:
-        """Trials of rung ``k`` in its top 1/eta, best first, that are not yet promoted (ASHA's get_job)."""
+        """Trials of rung ``k`` in its top 1/eta, best first, that are not yet promoted (ASHA's get_job), while
+        fewer than 1/eta of the rung's results have been promoted from it.
+
+        The paper's rule alone promotes any trial that is in the top 1/eta of the rung *so far*; with a searcher
+        whose proposals improve (BO), most new trials are, and a search promoted 60% of its first rung (33 of
+        55, then 14 of 33 and 6 of 14; docs/benchmarks.md), spending four fifths of its budget on promotions. The
+        quota keeps successive halving's split (each rung about the same share of the budget) whatever the
+        searcher; a good trial that arrives late waits for the quota (more results at its rung), not lost."""
         got = self.results.get(k, {})
+        quota = len(got) // eta - len(self.promoted.get(k, set()))
+        if quota <= 0:
+            return []
         top = sorted(got, key=lambda t: (got[t], -t), reverse=True)[:len(got) // eta]
         return [t for t in top if t not in self.promoted.get(k, set())]
 

@@ -325,6 +325,9 @@ class Study:
             fid = d.fidelity if sched.multi_fidelity else None
             if d.trial is not None:  # a promotion: continue from the checkpoint
                 rec = records[d.trial]
+                if not loop.fits(rec, d.fidelity):  # it cannot reach its next rung in the budget: never promoted
+                    sched.fail(rec.number)
+                    continue
                 self.store.promote_trial(rec.number, fid)
                 rec.status, rec.fidelity = RUNNING, fid
                 sched.started(rec.number, d.fidelity, d.bracket)
@@ -624,6 +627,16 @@ class _Loop:
 
     def time_left(self) -> bool:
         return self.study.budget.seconds is None or self.elapsed() < self.study.budget.seconds
+
+    def fits(self, rec: TrialRecord, fidelity: float) -> bool:
+        """Whether a seconds budget leaves time to continue ``rec`` to ``fidelity`` epochs, at the seconds per
+        epoch it has trained at so far (a promotion that the budget would stop wastes the end of the run on a
+        partial curve; a new trial at the first rung is the better use of that time)."""
+        seconds, done = self.study.budget.seconds, float(rec.metrics.get("epochs") or 0.0)
+        if seconds is None or done <= 0 or "train_seconds" not in rec.metrics:
+            return True
+        per_epoch = float(rec.metrics["train_seconds"]) / done
+        return self.elapsed() + per_epoch * (float(fidelity) - done) <= seconds
 
     def may_start_new(self) -> bool:
         trained = len(self.records) - len(self.rejected)

@@ -85,13 +85,18 @@ class TrainingEvaluator:
         try:
             model = self.build(arch, seed)
             params = count_params(model)
-            hardware = self.hardware.static(model, self.data.shape)
+            state = safe_load(checkpoint) if checkpoint is not None and Path(checkpoint).exists() else None
+            # FLOPs are counted once a trial (a forward pass with hooks, ~0.1 s): a promotion reads them back
+            hardware = dict(state.pop("static")) if state is not None and "static" in state else \
+                self.hardware.static(model, self.data.shape)
+            static = dict(hardware)
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(seed)
                 trainer = Trainer(model, self.data, cfg, seed=seed, device=self.device, horizon=horizon_epochs)
-                if checkpoint is not None and Path(checkpoint).exists():
-                    trainer.load_state_dict(safe_load(checkpoint))
-                save = None if checkpoint is None else (lambda _rec: _save(trainer.state_dict(), checkpoint))
+                if state is not None:
+                    trainer.load_state_dict(state)
+                save = None if checkpoint is None else \
+                    (lambda _rec: _save({**trainer.state_dict(), "static": static}, checkpoint))
                 trainer.train_until(cfg.epochs if fidelity is None else float(fidelity), deadline=deadline,
                                     validate=checkpoint is not None, on_epoch=save)
                 tr = trainer.result()

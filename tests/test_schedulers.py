@@ -142,6 +142,8 @@ def test_a_promoted_trial_continues_from_its_checkpoint_exactly(tmp_path):
         assert s.rungs[r.number] == [1.0, 3.0, 9.0]
     assert s.best.fidelity == 9 and s.best in top
     assert all(len(s.curves[r.number]) == r.fidelity for r in s.trials)
+    # test accuracy is measured at the top rung only (reporting; a first rung's test number says nothing)
+    assert all(("test_accuracy" in r.metrics) == (r.fidelity == 9) for r in s.trials if r.status == "ok")
 
 
 def test_asha_resumes_after_sigkill_mid_rung_as_if_uninterrupted(tmp_path):
@@ -346,3 +348,18 @@ def test_a_promotion_the_seconds_budget_cannot_finish_is_not_started():
     _feed(s, [10.0, 30.0, 20.0])
     s.fail(1)  # what the study does with a promotion that does not fit: the next worker starts a new trial
     assert s.next(True, 3).trial is None
+
+
+def test_a_promotion_reads_the_trials_flops_from_its_checkpoint(tmp_path, monkeypatch):
+    """FLOPs are counted once a trial: continued from its checkpoint it does not count them again."""
+    ev = EvaluatorSpec("macro", SPACE, "train", {"epochs": 3, "data": "digits"}).build()
+    arch = ev.space.sample(__import__("numpy").random.default_rng(0))
+    ck = str(tmp_path / "trial-0.pt")
+    first = ev.evaluate(arch, 0, 1, checkpoint=ck, horizon=3)
+
+    def no_count(*a, **k):
+        raise AssertionError("FLOPs counted again")
+    monkeypatch.setattr(ev.hardware, "static", no_count)
+    later = ev.evaluate(arch, 0, 3, checkpoint=ck, horizon=3)
+    assert later.ok and later.metrics["flops"] == first.metrics["flops"] > 0
+    assert later.metrics["epochs"] == 3

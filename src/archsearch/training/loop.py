@@ -34,7 +34,7 @@ class TrainConfig:
 @dataclass
 class TrainResult:
     val_accuracy: float
-    test_accuracy: float
+    test_accuracy: float | None  # None: not measured (a trial paused below a scheduler's top rung)
     train_loss: float
     train_seconds: float
     epochs: int
@@ -192,13 +192,15 @@ class Trainer:
             if on_epoch is not None:
                 on_epoch(rec)
 
-    def result(self) -> TrainResult:
+    def result(self, test: bool = True) -> TrainResult:
+        """Val accuracy and loss where training stopped (reused when just measured) and, with ``test``, test
+        accuracy (reporting only: a trial paused at a rung below the top skips it)."""
         if self._val is not None and self._val[:2] == (self.epoch, self.batch):  # measured where it stopped
             val, val_loss = self._val[2:]
         else:
             val, val_loss = accuracy_and_loss(self.model, self.data.x_val, self.data.y_val, device=self.dev)
-        test = accuracy(self.model, self.data.x_test, self.data.y_test, device=self.dev)
-        return TrainResult(val, test, self.train_loss, self.seconds, self.epoch, self.history, val_loss)
+        test_acc = accuracy(self.model, self.data.x_test, self.data.y_test, device=self.dev) if test else None
+        return TrainResult(val, test_acc, self.train_loss, self.seconds, self.epoch, self.history, val_loss)
 
     def state_dict(self) -> dict[str, Any]:
         return {"model": self.model.state_dict(), "optimizer": self.opt.state_dict(),

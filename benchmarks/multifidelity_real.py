@@ -86,6 +86,7 @@ def one(job: tuple[str, int, str, float, int, str]) -> dict:
                                               if run.best.arch.to_dict().get(k) != v)
     if method.startswith("asha bo") and ref.get("architecture"):  # (the same in every arm: seed, recipe)
         from archsearch.space import Architecture
+        torch.manual_seed(seed)  # its initial weights from the seed alone, not from what the best's build drew
         out["reference_retrained_test"] = retrain(sp.build(Architecture(ref["architecture"]), d.shape), d,
                                                   retrain_epochs, seed)
     return out

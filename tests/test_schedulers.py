@@ -363,3 +363,21 @@ def test_a_promotion_reads_the_trials_flops_from_its_checkpoint(tmp_path, monkey
     later = ev.evaluate(arch, 0, 3, checkpoint=ck, horizon=3)
     assert later.ok and later.metrics["flops"] == first.metrics["flops"] > 0
     assert later.metrics["epochs"] == 3
+
+
+def test_best_vs_reference_says_when_the_best_never_reached_the_top_rung():
+    from types import SimpleNamespace
+
+    from archsearch.cli._common import reference_line
+    from archsearch.summary import StudySummary
+
+    def summary(best_fidelity):
+        best = SimpleNamespace(fidelity=best_fidelity, metrics={"val_accuracy": 60.0})
+        ref = {"status": "ok", "text": "ref", "fidelity": 3, "metrics": {"val_accuracy": 90.0}}
+        s = SimpleNamespace(reference=ref, best=best)
+        s.versus_reference = lambda metric="val_accuracy": StudySummary.versus_reference(s, metric)
+        return s
+    line = reference_line(summary(1))
+    assert "-30.00 points val" in line and "did not beat" in line
+    assert "trained 1 epochs, the reference 3: not a like-for-like comparison" in line
+    assert "like-for-like" not in reference_line(summary(3))

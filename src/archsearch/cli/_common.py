@@ -82,6 +82,10 @@ def reference_line(summary) -> str | None:
             + f" (reference {ref.get('text')}: val {pct(m.get('val_accuracy'))}, test {pct(m.get('test_accuracy'))})")
     if dv <= 0:
         text += "; the search did not beat the hand-designed reference"
+    best_f, ref_f = summary.best.fidelity, ref.get("fidelity")
+    if best_f and ref_f and float(best_f) < float(ref_f) - 1e-9:  # nobody reached the top rung in the budget
+        text += (f"; the best found trained {epochs_text(best_f)} epochs, the reference {epochs_text(ref_f)}: "
+                 "not a like-for-like comparison")
     return text
 
 

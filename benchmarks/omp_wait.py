@@ -18,7 +18,8 @@ import os
 import statistics
 import subprocess
 import sys
-import time
+
+from trial_parallelism import background_load  # (benchmarks/, beside this script)
 
 CHILD = r"""
 import json, sys, time, torch
@@ -57,10 +58,6 @@ ts.sort()
 print(json.dumps({"ms": 1000 * ts[len(ts) // 2]}))
 """
 
-LOAD = ("import torch\ntorch.set_num_threads(2)\na = torch.randn(512, 512)\n"
-        "while True:\n    a = (a @ a).clamp_(-1, 1)\n")
-
-
 def child(threads: int, policy: str | None, kind: str, steps: int) -> float:
     env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "OMP_NUM_THREADS")}
     if policy:
@@ -78,14 +75,10 @@ def main() -> None:
     ap.add_argument("--json", default=None)
     a = ap.parse_args()
     conditions = [(2, None), (2, "PASSIVE"), (1, None)]
+    os.environ.pop("OMP_WAIT_POLICY", None)  # the load runs with the default policy; each child gets its own
     rows = []
     for load in ("idle", "loaded"):
-        loader = None
-        if load == "loaded":
-            env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
-            loader = subprocess.Popen([sys.executable, "-c", LOAD], env=env)
-            time.sleep(2)
-        try:
+        with background_load(load == "loaded"):
             for rep in range(a.repeats):
                 for kind in a.models:
                     for threads, policy in conditions:
@@ -93,10 +86,6 @@ def main() -> None:
                         rows.append({"load": load, "model": kind, "threads": threads, "policy": policy or "unset",
                                      "rep": rep, "ms": ms, "loadavg": os.getloadavg()[0]})
                         print(json.dumps(rows[-1]), flush=True)
-        finally:
-            if loader is not None:
-                loader.kill()
-                loader.wait()
     if a.json:
         with open(a.json, "w") as f:
             json.dump(rows, f, indent=1)

@@ -218,6 +218,16 @@ def test_bad_scheduler_settings_are_one_line(tmp_path):
         _asha_study(tmp_path, "a", scheduler="nope")
     with pytest.raises(UserError, match="bohb"):
         _asha_study(tmp_path, "b", scheduler="bohb", strategy="random")
+    for bad in (0, -1, 10):  # a first rung of 0 epochs is out of range, not the default
+        with pytest.raises(UserError, match="--min-epochs must be above 0"):
+            _asha_study(tmp_path, f"m{bad}", min_epochs=bad)
+
+
+def test_a_first_rung_of_zero_epochs_is_one_line_exit_2(tmp_path, capsys):
+    from conftest import run_cli
+    code, _, err = run_cli(capsys, "search", "--scheduler", "asha", "--min-epochs", "0", "--out", str(tmp_path / "r"))
+    assert code == 2 and "--min-epochs must be above 0" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "r").exists()
 
 
 def test_the_reference_is_the_searchers_first_rung_observation(tmp_path):

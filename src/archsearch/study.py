@@ -126,7 +126,8 @@ def check_scheduler(name: str, evaluator: str, evaluator_options: dict[str, Any]
         raise UserError(f"--scheduler bohb is Hyperband with the bo searcher; got --strategy {strategy} "
                         "(use --scheduler hyperband for other strategies)")
     max_epochs = int(evaluator_options.get("epochs", 10))
-    cfg = {"name": name, "max_epochs": max_epochs, "min_epochs": epochs_value(min_epochs or 1), "eta": int(eta)}
+    first = 1 if min_epochs is None else min_epochs  # (0 is out of range, not "the default")
+    cfg = {"name": name, "max_epochs": max_epochs, "min_epochs": epochs_value(first), "eta": int(eta)}
     make_scheduler(name, max_epochs, cfg["min_epochs"], cfg["eta"])  # a fidelity out of range fails here
     return cfg
 
